@@ -1,0 +1,373 @@
+"""The evaluation runner: sample n completions per problem, verify them, write per-sample rows + a summary.
+
+Rows go to ``OUT/samples.jsonl`` one batch at a time (appended and fsynced), so an interrupted run
+resumes where it stopped: on restart the (problem_id, sample_id) pairs already on disk are skipped and
+a truncated last line is dropped. Problems are cut into batches in a fixed order and each batch gets
+its own seed, so a resumed run regenerates an unfinished batch exactly as the first run would have
+(on a backend that is deterministic for a given seed), and keeps only the rows still missing.
+When every pair is done the file is rewritten atomically in canonical order (problem, then sample).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rlvr.io import DataError, atomic_write_json, write_jsonl
+from rlvr.records import STATUSES, Sample, Verdict
+
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "eval_config.json"
+
+# Settings that change what the rows mean: a resumed run must use the same ones.
+_RESUME_KEYS = ("n", "temperature", "top_p", "max_new_tokens", "seed", "batch_size", "problems_sha256")
+
+
+def evaluate(
+    backend: Any,
+    samples: Sequence[Sample],
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    batch_size: int = 16,
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    system: str | None = None,
+    workers: int = 2,
+    timeout: float | None = None,
+    config: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Sample ``n`` completions of every sample's prompt with ``backend``, verify them, return the rows.
+
+    ``batch_size`` counts completions per ``backend.generate`` call (``batch_size // n`` prompts, at
+    least one). With ``out_dir`` the rows are streamed to ``out_dir/samples.jsonl`` (resuming any rows
+    already there) and ``out_dir/summary.json`` is written at the end; ``config`` adds entries (model,
+    task, ...) to the recorded settings. ``system``, ``workers`` and ``timeout`` go to the prompt and
+    the verifiers.
+    """
+    from rlvr.models.base import SamplingParams
+    from rlvr.verify import verify_samples
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ids = [s.id for s in samples]
+    dupes = sorted(k for k, c in Counter(ids).items() if c > 1)
+    if dupes:
+        raise ValueError(f"duplicate problem ids: {', '.join(map(repr, dupes[:5]))}")
+
+    settings = {
+        "n": n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "batch_size": batch_size,
+        "n_problems": len(samples),
+        "problems_sha256": hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest(),
+        **(config or {}),
+    }
+    samples_path = Path(out_dir) / SAMPLES_FILE if out_dir is not None else None
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if samples_path is not None:
+        _check_resume_config(Path(out_dir) / CONFIG_FILE, settings)
+        atomic_write_json(Path(out_dir) / CONFIG_FILE, settings)
+        done = {(r["problem_id"], r["sample_id"]): r for r in load_rows(samples_path, repair=True)}
+        unknown = {pid for pid, _ in done} - set(ids)
+        if unknown:
+            raise DataError(
+                f"{samples_path}: rows for problems not in this evaluation, e.g. {min(unknown)!r}"
+            )
+
+    per_call = max(1, batch_size // n)
+    batches = [list(samples[i : i + per_call]) for i in range(0, len(samples), per_call)]
+    total = len(samples) * n
+
+    with _progress(progress, total, len(done)) as advance:
+        for b, batch in enumerate(batches):
+            missing = {(s.id, k) for s in batch for k in range(n)} - done.keys()
+            if not missing:
+                continue
+            params = SamplingParams(
+                n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed + b
+            )
+            gens = backend.generate([s.messages(system) for s in batch], params)
+            by_prompt: dict[int, list[Any]] = defaultdict(list)
+            for g in gens:
+                by_prompt[g.prompt_index].append(g)
+            todo = []
+            for i, s in enumerate(batch):
+                if len(by_prompt[i]) != n:
+                    raise RuntimeError(
+                        f"backend returned {len(by_prompt[i])} completions for prompt {i}, expected {n}"
+                    )
+                todo += [(s, k, g) for k, g in enumerate(by_prompt[i]) if (s.id, k) in missing]
+            opts: dict[str, Any] = {"workers": workers}
+            if timeout is not None:
+                opts["timeout"] = timeout
+            verdicts = verify_samples([s for s, _, _ in todo], [g.text for _, _, g in todo], **opts)
+            new_rows = [_row(s, k, g, v) for (s, k, g), v in zip(todo, verdicts, strict=True)]
+            if samples_path is not None:
+                _append_rows(samples_path, new_rows)
+            for r in new_rows:
+                done[(r["problem_id"], r["sample_id"])] = r
+            advance(len(new_rows))
+
+    rows = [done[(s.id, k)] for s in samples for k in range(n)]
+    if out_dir is not None:
+        write_jsonl(samples_path, rows)
+        atomic_write_json(Path(out_dir) / SUMMARY_FILE, summarize(rows, settings))
+    return rows
+
+
+def _row(sample: Sample, sample_id: int, gen: Any, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "problem_id": sample.id,
+        "family_id": sample.family_id,
+        "variation_id": sample.variation_id,
+        "sample_id": sample_id,
+        "verifier": sample.verifier,
+        "completion": gen.text,
+        **verdict.to_dict(),
+        "correct": verdict.correct,
+        "answer": verdict.extracted,
+        "tokens": len(gen.completion_ids),
+        "prompt_tokens": len(gen.prompt_ids),
+        "truncated": bool(gen.truncated),
+    }
+
+
+ROW_FIELDS = ("problem_id", "sample_id", "completion", "status")
+
+
+def load_rows(path: str | os.PathLike, repair: bool = False) -> list[dict[str, Any]]:
+    """Read ``samples.jsonl``; a missing file is empty.
+
+    An incomplete last line (a run killed mid-write) is tolerated: it is dropped, and with ``repair``
+    the file is rewritten without it. Bad JSON anywhere else raises DataError naming file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    rows: list[dict[str, Any]] = []
+    dropped = False
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if lineno == len(lines) and not line.endswith("\n"):
+                dropped = True
+                break
+            raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+        missing = [k for k in ROW_FIELDS if k not in rec]
+        if missing:
+            raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(map(repr, missing))}")
+        rows.append(rec)
+    if repair and (dropped or (lines and not lines[-1].endswith("\n"))):
+        write_jsonl(path, rows)
+    return rows
+
+
+def _append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append one batch of rows as a single write, then fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _check_resume_config(path: Path, settings: dict[str, Any]) -> None:
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    keys = [k for k in (*_RESUME_KEYS, "model", "task") if k in old or k in settings]
+    changed = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in keys if old.get(k) != settings.get(k)]
+    if changed:
+        raise DataError(
+            f"{path}: this folder holds an evaluation with other settings ({'; '.join(changed)}); "
+            "use a new --out folder or delete the old one"
+        )
+
+
+class _progress:
+    """A rich progress bar over completions (or nothing when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, completed: int) -> None:
+        self.enabled, self.total, self.completed = enabled, total, completed
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda k: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self.bar.start()
+        task = self.bar.add_task("evaluating", total=self.total, completed=self.completed)
+        return lambda k: self.bar.advance(task, k)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def summarize(rows: Sequence[dict[str, Any]], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``summary.json`` of an evaluation: accuracy + Wilson interval, pass@k, maj@k, statuses, tokens."""
+    from rlvr.eval import stats
+
+    by_problem = group_by_problem(rows)
+    n_samples = len(rows)
+    n_correct = sum(bool(r["correct"]) for r in rows)
+    k_max = min((len(v) for v in by_problem.values()), default=0)
+    ks = _k_grid(k_max)
+    lo, hi = stats.wilson_interval(n_correct, n_samples) if n_samples else (0.0, 0.0)
+    statuses = Counter(r["status"] for r in rows)
+    tokens = [int(r.get("tokens", 0)) for r in rows]
+    summary: dict[str, Any] = {
+        "settings": settings or {},
+        "n_problems": len(by_problem),
+        "n_samples": n_samples,
+        "samples_per_problem": k_max,
+        "accuracy": n_correct / n_samples if n_samples else 0.0,
+        "accuracy_ci95": [lo, hi],
+        "n_correct": n_correct,
+        "pass_at_k": {str(k): _mean_pass_at_k(by_problem, k) for k in ks},
+        "maj_at_k": {str(k): maj_at_k(by_problem, k) for k in ks},
+        "status_counts": {s: statuses.get(s, 0) for s in STATUSES},
+        "mean_reward": sum(float(r["reward"]) for r in rows) / n_samples if n_samples else 0.0,
+        "tokens_total": sum(tokens),
+        "tokens_mean": sum(tokens) / n_samples if n_samples else 0.0,
+        "prompt_tokens_total": sum(int(r.get("prompt_tokens", 0)) for r in rows),
+        "truncation_rate": sum(bool(r.get("truncated")) for r in rows) / n_samples if n_samples else 0.0,
+    }
+    families = _family_table(rows)
+    if families:
+        summary["families"] = families
+    stats_fn = getattr(stats, "stats_from_rows", None)
+    if stats_fn is not None:
+        summary["stats"] = stats_fn(list(rows))
+    return summary
+
+
+def group_by_problem(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[str(r["problem_id"])].append(r)
+    for v in out.values():
+        v.sort(key=lambda r: int(r["sample_id"]))
+    return dict(out)
+
+
+def _k_grid(k_max: int) -> list[int]:
+    """1, 2, 4, ... up to k_max, plus k_max itself."""
+    ks, k = [], 1
+    while k < k_max:
+        ks.append(k)
+        k *= 2
+    return ks + [k_max] if k_max else []
+
+
+def _mean_pass_at_k(by_problem: dict[str, list[dict[str, Any]]], k: int) -> float:
+    from rlvr.eval.stats import pass_at_k
+
+    vals = [pass_at_k(len(rs), sum(bool(r["correct"]) for r in rs), k) for rs in by_problem.values()]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def maj_at_k(by_problem: dict[str, list[dict[str, Any]]], k: int, draws: int = 200, seed: int = 0) -> float:
+    """Majority-vote accuracy with k samples, averaged over problems.
+
+    The most frequent extracted answer among k samples is the vote (samples without an answer do not
+    vote; ties go to the answer seen first). With more than k samples per problem it is estimated over
+    ``draws`` random k-subsets (exactly when there is one subset).
+    """
+    import random
+
+    rng = random.Random(seed)
+    scores = []
+    for rs in by_problem.values():
+        if k >= len(rs):
+            subsets = [rs]
+        else:
+            subsets = [rng.sample(rs, k) for _ in range(draws)]
+        scores.append(sum(_vote_correct(sub) for sub in subsets) / len(subsets))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def _vote_correct(rows: Sequence[dict[str, Any]]) -> bool:
+    votes: Counter[str] = Counter()
+    correct_of: dict[str, bool] = {}
+    for r in rows:
+        ans = r.get("answer")
+        if ans is None or str(ans).strip() == "":
+            continue
+        key = str(ans).strip()
+        votes[key] += 1
+        correct_of[key] = correct_of.get(key, False) or bool(r["correct"])
+    if not votes:
+        return False
+    best = max(votes.values())
+    winner = next(a for a in votes if votes[a] == best)  # Counter keeps first-seen order
+    return correct_of[winner]
+
+
+def _family_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per family: correct/total per variation, the spread of rates and a chi-square test of equal rates."""
+    from scipy.stats import chi2_contingency
+
+    from rlvr.eval.stats import wilson_interval
+
+    counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for r in rows:
+        if r.get("family_id") is None:
+            continue
+        c = counts[str(r["family_id"])][str(r.get("variation_id"))]
+        c[0] += bool(r["correct"])
+        c[1] += 1
+    out = {}
+    for fam, variations in sorted(counts.items()):
+        table = {}
+        for var, (k, m) in sorted(variations.items()):
+            lo, hi = wilson_interval(k, m)
+            table[var] = {"correct": k, "n": m, "rate": k / m, "ci95": [lo, hi]}
+        rates = [v["rate"] for v in table.values()]
+        contingency = [[v["correct"], v["n"] - v["correct"]] for v in table.values()]
+        p = None
+        if len(table) > 1 and all(sum(col) > 0 for col in zip(*contingency, strict=True)):
+            p = float(chi2_contingency(contingency)[1])
+        out[fam] = {"variations": table, "spread": max(rates) - min(rates), "chi2_p": p}
+    return out
