@@ -14,11 +14,15 @@ it. ``summarise_rows`` builds the ``stats.json`` layout read by ``rlvr stats`` u
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
+
+from rlvr.io import DataError, iter_jsonl
 
 # ----------------------------------------------------------------------------------------------------
 # Intervals and tests on counts
@@ -176,6 +180,15 @@ def bootstrap_two_level(
     which is how the inner level is drawn.
     """
     n, c = _per_problem_counts(rows)
+    return bootstrap_two_level_counts(n, c, n_boot, seed, conf)
+
+
+def bootstrap_two_level_counts(
+    n: Sequence[int], c: Sequence[int], n_boot: int = 10000, seed: int = 0, conf: float = 0.95
+) -> tuple[float, float]:
+    """``bootstrap_two_level`` from per-problem sample counts ``n`` and correct counts ``c``."""
+    n = np.asarray(n, dtype=np.int64)
+    c = np.asarray(c, dtype=np.int64)
     if n.size == 0:
         raise ValueError("bootstrap_two_level needs at least one problem")
     p = c / n
@@ -268,3 +281,178 @@ def plan_sample_size(
 def _current_width(rate: float, n_arr: np.ndarray, rho: float, conf: float) -> float:
     deff = 1 + (float(n_arr.mean()) - 1) * rho
     return wilson_width(rate, float(n_arr.sum()) / deff, conf)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-sample rows -> stats.json
+
+ALL_VARIANTS_DEFINITION = (
+    "an instance is the set of rows of one family that share a sample index (sample_id, else the "
+    "row's order within its problem) across the family's variations; only instances with a row in "
+    "every variation count, and the rate is the share of those whose rows are all correct"
+)
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    raise DataError(f"{where}: 'correct' must be a bool (or 0/1), got {value!r}")
+
+
+def load_sample_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Per-sample rows with ``problem_id`` and a boolean ``correct``; other fields are kept."""
+    rows = []
+    for lineno, rec in iter_jsonl(path, required=("problem_id", "correct")):
+        rec["correct"] = _as_bool(rec["correct"], f"{path}:{lineno}")
+        rows.append(rec)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows by their ``model`` value; ``"all"`` when rows carry none."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        model = r.get("model")
+        groups.setdefault("all" if model is None else str(model), []).append(r)
+    return groups
+
+
+def problems_of(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows by problem, each problem's rows in sample order (``sample_id`` if every row has one)."""
+    problems: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        problems.setdefault(str(r["problem_id"]), []).append(r)
+    for samples in problems.values():
+        if all(isinstance(s.get("sample_id"), int | float) for s in samples):
+            samples.sort(key=lambda s: s["sample_id"])  # stable: equal ids keep file order
+    return problems
+
+
+def _sample_index(problem_rows: Sequence[dict[str, Any]]) -> list[Any]:
+    if all(s.get("sample_id") is not None for s in problem_rows):
+        return [s["sample_id"] for s in problem_rows]
+    return list(range(len(problem_rows)))
+
+
+def family_stats(rows: Sequence[dict[str, Any]], conf: float = 0.95) -> dict[str, Any]:
+    """Per family: per-variation counts, spread of rates, chi-square homogeneity, all-variants rate.
+
+    A row's variation is its ``variation_id`` (its ``problem_id`` when absent); rows without a
+    ``family_id`` are left out.
+    """
+    families: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("family_id") is not None:
+            families.setdefault(str(r["family_id"]), []).append(r)
+    out: dict[str, Any] = {}
+    for fam, fam_rows in families.items():
+        variations: dict[str, list[dict[str, Any]]] = {}
+        for r in fam_rows:
+            var = r.get("variation_id")
+            variations.setdefault(str(r["problem_id"] if var is None else var), []).append(r)
+        var_stats = {}
+        instances: dict[Any, dict[str, list[bool]]] = {}  # sample index -> variation -> outcomes
+        for var in sorted(variations, key=_natural_key):
+            var_rows = variations[var]
+            k = sum(r["correct"] for r in var_rows)
+            lo, hi = wilson_interval(k, len(var_rows), conf)
+            var_stats[var] = {"n": len(var_rows), "correct": k, "rate": k / len(var_rows), "ci95": [lo, hi]}
+            for problem_rows in problems_of(var_rows).values():
+                for idx, r in zip(_sample_index(problem_rows), problem_rows, strict=True):
+                    instances.setdefault(idx, {}).setdefault(var, []).append(r["correct"])
+        rates = [v["rate"] for v in var_stats.values()]
+        complete = [inst for inst in instances.values() if len(inst) == len(variations)]
+        all_ok = sum(all(all(o) for o in inst.values()) for inst in complete)
+        out[fam] = {
+            "variations": var_stats,
+            "n_variations": len(var_stats),
+            "min_rate": min(rates),
+            "max_rate": max(rates),
+            "spread": max(rates) - min(rates),
+            "chi2": chi2_homogeneity([[v["correct"], v["n"] - v["correct"]] for v in var_stats.values()]),
+            "all_variants_correct_rate": all_ok / len(complete) if complete else None,
+            "n_instances": len(complete),
+        }
+    return out
+
+
+def _natural_key(s: str) -> tuple:
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
+
+
+def powers_of_two_up_to(n: int) -> list[int]:
+    return [2**i for i in range(int(math.log2(n)) + 1)] if n >= 1 else []
+
+
+def group_stats(
+    rows: Sequence[dict[str, Any]],
+    *,
+    n_boot: int = 10000,
+    seed: int = 0,
+    conf: float = 0.95,
+    target_width: float = 0.05,
+) -> dict[str, Any]:
+    """The stats of one group of per-sample rows (see the module docstring for the layout)."""
+    problems = problems_of(rows)
+    n = np.array([len(s) for s in problems.values()])
+    c = np.array([sum(r["correct"] for r in s) for s in problems.values()])
+    k_total, n_total = int(c.sum()), int(n.sum())
+    lo, hi = wilson_interval(k_total, n_total, conf)
+    blo, bhi = bootstrap_two_level_counts(n, c, n_boot, seed, conf)
+    ks = powers_of_two_up_to(int(n.min()))
+    out: dict[str, Any] = {
+        "accuracy": {
+            "mean": k_total / n_total,
+            "ci95": [lo, hi],
+            "ci95_bootstrap": [blo, bhi],
+            "n_problems": len(problems),
+            "n_samples": n_total,
+        },
+        "samples_per_problem": {"min": int(n.min()), "max": int(n.max()), "mean": float(n.mean())},
+        "pass_at_k": {
+            str(k): float(np.mean([pass_at_k(int(ni), int(ci), k) for ni, ci in zip(n, c, strict=True)]))
+            for k in ks
+        },
+    }
+    if any("answer" in r for r in rows):
+        from rlvr.eval.majority import maj_at_k
+
+        out["maj_at_k"] = maj_at_k(list(problems.values()), ks)
+    out["families"] = family_stats(rows, conf)
+    out["planner"] = plan_sample_size(n, c, target_width, conf)
+    return out
+
+
+def summarise_rows(
+    rows: Sequence[dict[str, Any]],
+    *,
+    n_boot: int = 10000,
+    seed: int = 0,
+    conf: float = 0.95,
+    target_width: float = 0.05,
+) -> dict[str, Any]:
+    """``{"groups": {GROUP: group_stats(...)}, "meta": {...}}`` for per-sample rows grouped by model."""
+    groups = group_rows(rows)
+    meta: dict[str, Any] = {
+        "n_rows": len(rows),
+        "confidence": conf,
+        "n_boot": n_boot,
+        "seed": seed,
+        "all_variants_definition": ALL_VARIANTS_DEFINITION,
+        "pass_at_k": "unbiased estimator of Chen et al. (2021), k = 1, 2, 4, ... <= fewest samples of a problem",
+    }
+    if any("answer" in r for r in rows):
+        from rlvr.eval.majority import equivalence_backend
+
+        meta["maj_at_k_equivalence"] = equivalence_backend()
+    return {
+        "groups": {
+            g: group_stats(r, n_boot=n_boot, seed=seed, conf=conf, target_width=target_width)
+            for g, r in groups.items()
+        },
+        "meta": meta,
+    }
