@@ -1,0 +1,93 @@
+import os
+import time
+
+import pytest
+
+from rlvr.verify.pool import ErrorMarker, TimeoutMarker, WorkerPool, run_with_timeouts
+
+
+def _sleep_or_square(x):
+    if x < 0:
+        time.sleep(60)
+    return x * x
+
+
+def _fail_on_three(x):
+    if x == 3:
+        raise ValueError("three is not allowed")
+    if x == 4:
+        os._exit(7)  # the worker dies without a word
+    return x
+
+
+def _pid(_):
+    return os.getpid()
+
+
+def _children() -> set[int]:
+    """Live or zombie child processes of this test process (Linux /proc)."""
+    me = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                found.add(int(entry))
+    return found
+
+
+def test_order_preserved_and_values():
+    items = list(range(200))
+    assert run_with_timeouts(_sleep_or_square, items, workers=2, timeout=5) == [x * x for x in items]
+
+
+def test_sleeping_task_times_out_others_complete_no_zombies():
+    before = _children()
+    items = [1, 2, -1, 3, 4, 5, 6, -2, 7]
+    t0 = time.monotonic()
+    out = run_with_timeouts(_sleep_or_square, items, workers=2, timeout=0.5)
+    elapsed = time.monotonic() - t0
+    assert out[2] == TimeoutMarker(2, 0.5) and out[7] == TimeoutMarker(7, 0.5)
+    assert [out[i] for i in (0, 1, 3, 4, 5, 6, 8)] == [1, 4, 9, 16, 25, 36, 49]
+    assert elapsed < 3.0, f"two 0.5 s timeouts took {elapsed:.1f}s"
+    assert _children() <= before, "worker processes were left behind"
+
+
+def test_errors_and_dead_workers_become_markers():
+    with WorkerPool(_fail_on_three, workers=2, timeout=5) as pool:
+        out = pool.map([1, 2, 3, 4, 5])
+        assert out[:2] == [1, 2] and out[4] == 5
+        assert isinstance(out[2], ErrorMarker) and "three is not allowed" in out[2].message
+        assert isinstance(out[3], ErrorMarker) and "exit code 7" in out[3].message
+        assert pool.restarts == 1
+        assert pool.map([5, 6]) == [5, 6]  # the replaced worker serves the next call
+
+
+def test_workers_are_reused_not_spawned_per_item():
+    with WorkerPool(_pid, workers=2, timeout=5) as pool:
+        pids = set(pool.map(range(100)))
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+
+
+def test_timeout_clock_starts_when_worker_reaches_task():
+    # Six 0.2 s tasks on one worker take 1.2 s in all, yet none may be charged for the queue ahead of it.
+    out = run_with_timeouts(time.sleep, [0.2] * 6, workers=1, timeout=0.6, chunk_size=6)
+    assert out == [None] * 6
+
+
+def test_memory_limit_turns_blowup_into_error():
+    out = run_with_timeouts(bytearray, [10, 4 * 1024**3], workers=1, timeout=10, memory_mb=256)
+    assert out[0] == bytearray(10)
+    assert isinstance(out[1], ErrorMarker) and "MemoryError" in out[1].message
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="workers"):
+        WorkerPool(_pid, workers=0)
+    with pytest.raises(ValueError, match="timeout"):
+        WorkerPool(_pid, timeout=0)
+    assert run_with_timeouts(_pid, [], workers=2) == []
