@@ -150,7 +150,9 @@ def _row(sample: Sample, sample_id: int, gen: Any, verdict: Verdict) -> dict[str
 ROW_FIELDS = ("problem_id", "sample_id", "completion", "status")
 
 
-def load_rows(path: str | os.PathLike, repair: bool = False) -> list[dict[str, Any]]:
+def load_rows(
+    path: str | os.PathLike, repair: bool = False, required: Sequence[str] = ROW_FIELDS
+) -> list[dict[str, Any]]:
     """Read ``samples.jsonl``; a missing file is empty.
 
     An incomplete last line (a run killed mid-write) is tolerated: it is dropped, and with ``repair``
@@ -174,7 +176,7 @@ def load_rows(path: str | os.PathLike, repair: bool = False) -> list[dict[str, A
             raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
         if not isinstance(rec, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-        missing = [k for k in ROW_FIELDS if k not in rec]
+        missing = [k for k in required if k not in rec]
         if missing:
             raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(map(repr, missing))}")
         rows.append(rec)
@@ -246,128 +248,36 @@ class _progress:
 
 
 def summarize(rows: Sequence[dict[str, Any]], settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``summary.json`` of an evaluation: accuracy + Wilson interval, pass@k, maj@k, statuses, tokens."""
-    from rlvr.eval import stats
+    """The ``summary.json`` of an evaluation.
 
-    by_problem = group_by_problem(rows)
+    Accuracy with its Wilson interval, pass@k and maj@k (k = 1, 2, 4, ... up to the samples per
+    problem), verdict status counts, tokens spent, and under ``stats`` the full ``stats.json`` layout of
+    ``rlvr.eval.stats.summarise_rows`` (bootstrap interval, per-family robustness, sample-size plan).
+    """
+    from rlvr.eval.stats import summarise_rows
+
+    if not rows:
+        raise ValueError("no rows to summarise")
     n_samples = len(rows)
-    n_correct = sum(bool(r["correct"]) for r in rows)
-    k_max = min((len(v) for v in by_problem.values()), default=0)
-    ks = _k_grid(k_max)
-    lo, hi = stats.wilson_interval(n_correct, n_samples) if n_samples else (0.0, 0.0)
     statuses = Counter(r["status"] for r in rows)
     tokens = [int(r.get("tokens", 0)) for r in rows]
-    summary: dict[str, Any] = {
+    stats = summarise_rows(list(rows))
+    group = stats["groups"]["all"]
+    return {
         "settings": settings or {},
-        "n_problems": len(by_problem),
+        "n_problems": group["accuracy"]["n_problems"],
         "n_samples": n_samples,
-        "samples_per_problem": k_max,
-        "accuracy": n_correct / n_samples if n_samples else 0.0,
-        "accuracy_ci95": [lo, hi],
-        "n_correct": n_correct,
-        "pass_at_k": {str(k): _mean_pass_at_k(by_problem, k) for k in ks},
-        "maj_at_k": {str(k): maj_at_k(by_problem, k) for k in ks},
+        "samples_per_problem": group["samples_per_problem"]["min"],
+        "accuracy": group["accuracy"]["mean"],
+        "accuracy_ci95": group["accuracy"]["ci95"],
+        "n_correct": sum(bool(r["correct"]) for r in rows),
+        "pass_at_k": group["pass_at_k"],
+        "maj_at_k": group.get("maj_at_k", {}),
         "status_counts": {s: statuses.get(s, 0) for s in STATUSES},
-        "mean_reward": sum(float(r["reward"]) for r in rows) / n_samples if n_samples else 0.0,
+        "mean_reward": sum(float(r["reward"]) for r in rows) / n_samples,
         "tokens_total": sum(tokens),
-        "tokens_mean": sum(tokens) / n_samples if n_samples else 0.0,
+        "tokens_mean": sum(tokens) / n_samples,
         "prompt_tokens_total": sum(int(r.get("prompt_tokens", 0)) for r in rows),
-        "truncation_rate": sum(bool(r.get("truncated")) for r in rows) / n_samples if n_samples else 0.0,
+        "truncation_rate": sum(bool(r.get("truncated")) for r in rows) / n_samples,
+        "stats": stats,
     }
-    families = _family_table(rows)
-    if families:
-        summary["families"] = families
-    stats_fn = getattr(stats, "stats_from_rows", None)
-    if stats_fn is not None:
-        summary["stats"] = stats_fn(list(rows))
-    return summary
-
-
-def group_by_problem(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        out[str(r["problem_id"])].append(r)
-    for v in out.values():
-        v.sort(key=lambda r: int(r["sample_id"]))
-    return dict(out)
-
-
-def _k_grid(k_max: int) -> list[int]:
-    """1, 2, 4, ... up to k_max, plus k_max itself."""
-    ks, k = [], 1
-    while k < k_max:
-        ks.append(k)
-        k *= 2
-    return ks + [k_max] if k_max else []
-
-
-def _mean_pass_at_k(by_problem: dict[str, list[dict[str, Any]]], k: int) -> float:
-    from rlvr.eval.stats import pass_at_k
-
-    vals = [pass_at_k(len(rs), sum(bool(r["correct"]) for r in rs), k) for rs in by_problem.values()]
-    return sum(vals) / len(vals) if vals else 0.0
-
-
-def maj_at_k(by_problem: dict[str, list[dict[str, Any]]], k: int, draws: int = 200, seed: int = 0) -> float:
-    """Majority-vote accuracy with k samples, averaged over problems.
-
-    The most frequent extracted answer among k samples is the vote (samples without an answer do not
-    vote; ties go to the answer seen first). With more than k samples per problem it is estimated over
-    ``draws`` random k-subsets (exactly when there is one subset).
-    """
-    import random
-
-    rng = random.Random(seed)
-    scores = []
-    for rs in by_problem.values():
-        if k >= len(rs):
-            subsets = [rs]
-        else:
-            subsets = [rng.sample(rs, k) for _ in range(draws)]
-        scores.append(sum(_vote_correct(sub) for sub in subsets) / len(subsets))
-    return sum(scores) / len(scores) if scores else 0.0
-
-
-def _vote_correct(rows: Sequence[dict[str, Any]]) -> bool:
-    votes: Counter[str] = Counter()
-    correct_of: dict[str, bool] = {}
-    for r in rows:
-        ans = r.get("answer")
-        if ans is None or str(ans).strip() == "":
-            continue
-        key = str(ans).strip()
-        votes[key] += 1
-        correct_of[key] = correct_of.get(key, False) or bool(r["correct"])
-    if not votes:
-        return False
-    best = max(votes.values())
-    winner = next(a for a in votes if votes[a] == best)  # Counter keeps first-seen order
-    return correct_of[winner]
-
-
-def _family_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per family: correct/total per variation, the spread of rates and a chi-square test of equal rates."""
-    from scipy.stats import chi2_contingency
-
-    from rlvr.eval.stats import wilson_interval
-
-    counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for r in rows:
-        if r.get("family_id") is None:
-            continue
-        c = counts[str(r["family_id"])][str(r.get("variation_id"))]
-        c[0] += bool(r["correct"])
-        c[1] += 1
-    out = {}
-    for fam, variations in sorted(counts.items()):
-        table = {}
-        for var, (k, m) in sorted(variations.items()):
-            lo, hi = wilson_interval(k, m)
-            table[var] = {"correct": k, "n": m, "rate": k / m, "ci95": [lo, hi]}
-        rates = [v["rate"] for v in table.values()]
-        contingency = [[v["correct"], v["n"] - v["correct"]] for v in table.values()]
-        p = None
-        if len(table) > 1 and all(sum(col) > 0 for col in zip(*contingency, strict=True)):
-            p = float(chi2_contingency(contingency)[1])
-        out[fam] = {"variations": table, "spread": max(rates) - min(rates), "chi2_p": p}
-    return out
