@@ -116,6 +116,22 @@ def test_hedging_audit():
     assert len(sec["examples"]) == 3
 
 
+def test_trainer_metric_names():
+    rec = {
+        "reward/mean": 0.5,
+        "response_length/mean": 12.0,
+        "truncated/rate": 0.0,
+        "entropy": None,
+        "status": {"correct": 2, "timeout": 1},
+        "kl": {"mean": 0.1},
+    }
+    assert A.metric(rec, "reward_mean") == 0.5 and A.metric(rec, "response_length") == 12.0
+    assert A.metric(rec, "entropy") is None and A.metric(rec, "kl") == 0.1
+    assert A.status_counts(rec) == {"correct": 2, "timeout": 1}
+    log = [{"step": i, "response_length/mean": 100.0 if i < 10 else 20.0} for i in range(40)]
+    assert _names(A.collapse_audit(log)) == {"length_collapse"}
+
+
 def test_collapse_audit():
     assert A.collapse_audit(_log())["flags"] == []
     sec = A.collapse_audit(_log(length=(200, 30), entropy=(1.0, 0.1)))

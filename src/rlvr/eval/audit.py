@@ -51,14 +51,45 @@ def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+# Names of a log metric in a step record: the short name, then the trainer's "group/stat" names.
+METRIC_ALIASES = {
+    "reward_mean": ("reward_mean", "reward/mean"),
+    "accuracy": ("accuracy", "reward/correctness"),
+    "response_length": ("response_length", "response_length/mean"),
+    "entropy": ("entropy",),
+    "kl": ("kl",),
+    "clip_frac": ("clip_frac",),
+    "truncation_rate": ("truncation_rate", "truncated/rate"),
+    "grad_norm": ("grad_norm",),
+    "tokens_per_s": ("tokens_per_s", "throughput/tokens_per_s"),
+    "step_time": ("step_time", "time/step"),
+}
+
+
+def metric(record: dict[str, Any], name: str) -> float | None:
+    """The value of metric ``name`` in one log record (any alias; a ``{"mean": x}`` dict counts as x)."""
+    for key in METRIC_ALIASES.get(name, (name,)):
+        v = record.get(key)
+        if isinstance(v, dict):
+            v = v.get("mean")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+            return float(v)
+    return None
+
+
+def status_counts(record: dict[str, Any]) -> dict[str, int]:
+    counts = record.get("status_counts", record.get("status"))
+    return {k: int(v) for k, v in counts.items()} if isinstance(counts, dict) else {}
+
+
 def window_means(
     log: Sequence[dict[str, Any]], key: str, window: int | None = None
 ) -> tuple[float, float] | None:
-    """Means of ``key`` over the first and the last ``window`` steps that report it (None if < 2 steps).
+    """Means of metric ``key`` over the first and last ``window`` steps that report it (None if < 2 steps).
 
     The default window is a quarter of the steps, at most 20.
     """
-    vals = [float(r[key]) for r in log if isinstance(r.get(key), (int, float))]
+    vals = [v for v in (metric(r, key) for r in log) if v is not None]
     if len(vals) < 2:
         return None
     w = window or max(1, min(20, len(vals) // 4))
@@ -154,8 +185,7 @@ def failure_audit(rows: Sequence[dict[str, Any]] = (), log: Sequence[dict[str, A
     else:
         counts = Counter()
         for r in log:
-            for k, v in (r.get("status_counts") or {}).items():
-                counts[k] += int(v)
+            counts.update(status_counts(r))
         source = "training log"
     total = sum(counts.values())
     if not total:
