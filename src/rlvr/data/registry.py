@@ -37,9 +37,23 @@ def register_task(name: str, description: str, load: Loader) -> None:
 
 
 def list_tasks() -> dict[str, str]:
-    """Every built-in task spec with a one-line description, in name order."""
+    """Every built-in task spec with a one-line description, in name order.
+
+    Prefixed specs appear as patterns: ``gym:<dataset>``, ``hf:<org/name>``, ``<file>.jsonl``.
+    """
     _register_builtins()
-    return {name: _TASKS[name].description for name in sorted(_TASKS)}
+    tasks = {name: _TASKS[name].description for name in _TASKS}
+    tasks.update(PATTERNS)
+    return dict(sorted(tasks.items()))
+
+
+PATTERNS = {
+    "gym:<dataset>": "a reasoning-gym procedural dataset (difficulty=<level>, curriculum=, config options), "
+    "strict reasoning_gym verifier",
+    "hf:<org/name>": "a Hugging Face dataset or local dataset folder in a known format (see rlvr.data.loaders)",
+    "<file>.jsonl|.json|.parquet": "a local file in a known format: open-instruct, GSM8K, MATH, IFEval, MBPP, "
+    "HumanEval, stdin/stdout code, AIW prompts.json, rlvr Samples",
+}
 
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")

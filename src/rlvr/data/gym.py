@@ -1,0 +1,262 @@
+"""reasoning-gym adapter: procedural tasks by seed and config, their curricula, and a strict verifier.
+
+``load_task("gym:chain_sum", n=64, seed=0, difficulty=2, min_terms=3)`` builds the reasoning-gym dataset
+``chain_sum`` and turns its entries into Samples graded by the ``reasoning_gym`` verifier.
+
+- ``difficulty=<level>`` sets every attribute of the dataset's curriculum to that level (clamped per
+  attribute to its highest level); ``curriculum={"num_terms": 3}`` sets single attributes. Other keyword
+  options are fields of the dataset's config and override what the curriculum chose.
+- ``split="train"`` draws with ``seed`` itself; other splits draw from a seed derived from the split
+  name, so they are independent draws (small problem spaces may still repeat a question).
+
+The verifier is **strict**. reasoning-gym's own ``score_answer`` gives partial credit (for example
+``len(gold) / len(answer)`` when the gold is a substring of the answer), which rewards listing many
+candidate answers. Here the final answer is extracted first (the last ``<answer>...</answer>``, else the
+last ``\\boxed{...}``, else the last non-empty line); it is correct only if it equals the gold after
+whitespace normalisation or if the dataset's scorer gives it full credit (1.0). Any lower score counts
+as 0 (the score is kept in the reason); a scorer that raises gives an ``error`` verdict.
+
+The verifier rebuilds the entry from what the Sample stores (dataset name, config options, curriculum
+levels, seed, size, index), since entries may hold objects that JSON cannot carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import re
+import time
+from typing import Any
+
+from rlvr.data.loaders import last_boxed
+from rlvr.records import Sample, Verdict
+
+ANSWER_INSTRUCTION = "Give your final answer inside <answer></answer> tags."
+FULL_CREDIT = 1.0 - 1e-9
+
+
+def _factory():
+    from reasoning_gym import factory
+
+    return factory
+
+
+def gym_datasets() -> list[str]:
+    """Names of the reasoning-gym datasets."""
+    return sorted(_factory().DATASETS)
+
+
+def gym_curriculum(name: str) -> dict[str, dict[str, Any]]:
+    """The curriculum attributes of a dataset: ``{attribute: {"levels": [...], "description": ...}}``."""
+    factory = _factory()
+    _check_name(name)
+    if not factory.has_curriculum(name):
+        return {}
+    return {
+        attr_name: {"levels": list(attr.levels), "description": attr.description}
+        for attr_name, attr in factory.create_curriculum(name).attributes.items()
+    }
+
+
+def _check_name(name: str) -> None:
+    if name not in _factory().DATASETS:
+        raise KeyError(f"unknown reasoning-gym dataset {name!r}; available: {', '.join(gym_datasets())}")
+
+
+def split_seed(seed: int, split: str) -> int:
+    """The seed a split draws with: ``seed`` for train, a hash of (split, seed) otherwise."""
+    if split == "train":
+        return seed
+    return int.from_bytes(hashlib.sha256(f"gym:{split}:{seed}".encode()).digest()[:4], "big")
+
+
+def build_dataset(
+    name: str,
+    config: dict[str, Any],
+    seed: int,
+    size: int,
+    difficulty: int | None = None,
+    curriculum: dict[str, int] | None = None,
+):
+    """The reasoning-gym dataset for these options (the same options always give the same entries)."""
+    factory = _factory()
+    _check_name(name)
+    if difficulty is None and not curriculum:
+        return factory.create_dataset(name, **config, seed=seed, size=size)
+    if not factory.has_curriculum(name):
+        raise ValueError(f"reasoning-gym dataset {name!r} has no curriculum; drop difficulty/curriculum")
+    cur = factory.create_curriculum(name)
+    if difficulty is not None:
+        top = max((len(a.levels) - 1 for a in cur.attributes.values()), default=0)
+        if not 0 <= difficulty <= top:
+            raise ValueError(f"{name}: difficulty must be a level in 0..{top}, got {difficulty}")
+        cur.set_global_level(difficulty)
+    for attr_name, level in (curriculum or {}).items():
+        if attr_name not in cur.attributes:
+            raise KeyError(f"{name}: no curriculum attribute {attr_name!r}; has {', '.join(cur.attributes)}")
+        cur.set_attr_level(attr_name, level)
+    cfg = dataclasses.replace(cur.generate_configuration({"seed": seed, "size": size}), **config)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    dataset_cls, _ = factory.DATASETS[name]
+    return dataset_cls(config=cfg)
+
+
+def load_gym(
+    name: str,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    split: str = "train",
+    difficulty: int | None = None,
+    curriculum: dict[str, int] | None = None,
+    instruction: str | None = ANSWER_INSTRUCTION,
+    **config: Any,
+) -> list[Sample]:
+    """``n`` entries (default 100) of reasoning-gym dataset ``name`` as Samples for the strict verifier."""
+    size = 100 if n is None else n
+    if size < 1:
+        raise ValueError(f"gym:{name}: n must be >= 1, got {size}")
+    try:
+        json.dumps(config)
+    except TypeError as e:
+        raise ValueError(f"gym:{name}: config options must be JSON values: {e}") from None
+    draw_seed = split_seed(seed, split)
+    ds = build_dataset(name, config, draw_seed, size, difficulty, curriculum)
+    levels = [difficulty] if difficulty is not None else []
+    levels += list((curriculum or {}).values())
+    samples = []
+    for i in range(size):
+        entry = ds[i]
+        question = str(entry["question"])
+        answer = entry.get("answer")
+        gold = {
+            "dataset": name,
+            "config": config,
+            "seed": draw_seed,
+            "size": size,
+            "difficulty": difficulty,
+            "curriculum": curriculum or {},
+            "index": i,
+            "question": question,
+            "answer": None if answer is None else str(answer),
+        }
+        samples.append(
+            Sample(
+                id=f"gym-{name}-{split}-s{seed}-{i}",
+                prompt=f"{question.rstrip()}\n\n{instruction}" if instruction else question,
+                verifier="reasoning_gym",
+                gold=gold,
+                family_id=f"gym:{name}",
+                variation_id=str(i),
+                difficulty=float(max(levels)) if levels else None,
+                meta={"task": f"gym:{name}", "split": split, "category": ds.category},
+            )
+        )
+    return samples
+
+
+# ---------------------------------------------------------------------------------------------------
+# Strict verifier
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+
+
+def extract_final_answer(completion: str) -> str | None:
+    """The last ``<answer>`` block, else the last ``\\boxed{}``, else the last non-empty line."""
+    tags = _ANSWER_TAG.findall(completion)
+    if tags:
+        return tags[-1].strip()
+    boxed = last_boxed(completion)
+    if boxed is not None:
+        return boxed
+    lines = [line.strip() for line in completion.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def normalise(answer: str) -> str:
+    """Whitespace collapsed, surrounding ``$`` and a trailing full stop dropped."""
+    answer = " ".join(answer.split()).strip("$ ")
+    return answer[:-1].rstrip() if answer.endswith(".") else answer
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_dataset(key: str):
+    spec = json.loads(key)
+    return build_dataset(
+        spec["dataset"], spec["config"], spec["seed"], spec["size"], spec["difficulty"], spec["curriculum"]
+    )
+
+
+def _dataset_key(item: dict[str, Any]) -> str:
+    fields = ("dataset", "config", "seed", "size", "difficulty", "curriculum")
+    return json.dumps({f: item.get(f) for f in fields}, sort_keys=True)
+
+
+def grade(item: dict[str, Any]) -> Verdict:
+    """Grade one verifier item (the Sample's gold fields plus ``completion``)."""
+    t0 = time.perf_counter()
+
+    def verdict(reward: float, status: str, reason: str, extracted: str | None = None) -> Verdict:
+        return Verdict(reward, status, reason, extracted, (time.perf_counter() - t0) * 1000)
+
+    completion = item.get("completion")
+    if not isinstance(completion, str):
+        return verdict(0.0, "error", "item has no 'completion' string")
+    extracted = extract_final_answer(completion)
+    if extracted is None:
+        return verdict(0.0, "unparsable", "empty completion")
+    name = item.get("dataset", "?")
+    try:
+        ds = _cached_dataset(_dataset_key(item))
+        entry = ds[int(item["index"])]
+    except Exception as e:
+        return verdict(0.0, "error", f"cannot rebuild the {name} entry: {type(e).__name__}: {e}", extracted)
+    if "question" in item and str(entry["question"]) != item["question"]:
+        return verdict(
+            0.0, "error", f"rebuilt {name} entry differs from the sample (reasoning-gym version?)", extracted
+        )
+    gold = entry.get("answer")
+    if gold is not None and normalise(extracted) == normalise(str(gold)):
+        return verdict(1.0, "correct", "exact match", extracted)
+    try:
+        score = float(ds.score_answer(extracted, entry))
+    except Exception as e:
+        return verdict(0.0, "error", f"{name} scorer raised {type(e).__name__}: {e}", extracted)
+    if score >= FULL_CREDIT:
+        return verdict(1.0, "correct", f"{name} scorer gave full credit", extracted)
+    if score > 0:
+        return verdict(
+            0.0, "incorrect", f"partial credit {score:.4g} from the {name} scorer counts as 0", extracted
+        )
+    return verdict(0.0, "incorrect", "wrong answer", extracted)
+
+
+def verify_batch(
+    items: list[dict[str, Any]], *, workers: int = 2, timeout: float = 10.0, **options: Any
+) -> list[Verdict]:
+    """Grade items in worker processes with a wall-clock limit each; ``workers=0`` grades in-process.
+
+    Options meant for other verifiers are ignored.
+    """
+    if workers == 0:
+        return [grade(item) for item in items]
+    from rlvr.verify.pool import ErrorMarker, TimeoutMarker, run_with_timeouts
+
+    for key in {_dataset_key(item) for item in items}:  # build once here; forked workers inherit them
+        try:
+            _cached_dataset(key)
+        except Exception:
+            pass  # the worker reports it as an error verdict
+    results = run_with_timeouts(grade, items, workers=workers, timeout=timeout)
+    out = []
+    for r in results:
+        if isinstance(r, TimeoutMarker):
+            out.append(Verdict(0.0, "timeout", f"scoring took over {r.timeout:g}s", None, r.timeout * 1000))
+        elif isinstance(r, ErrorMarker):
+            out.append(Verdict(0.0, "error", r.message))
+        else:
+            out.append(r)
+    return out
