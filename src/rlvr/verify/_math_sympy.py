@@ -1,0 +1,236 @@
+"""CAS side of the math verifier: parse with latex2sympy2_extended / sympy, guard sizes, compare exactly.
+
+Parsing happens with ``sympy.evaluate(False)`` so that nothing is computed before
+:func:`too_large` has estimated how many digits evaluating the expression would produce; a tower
+such as ``9^{9^{9^9}}`` or ``1000000!`` is refused instead of computed. Equality is exact where it can
+be (rationals compare as rationals, so ``1/2004!`` differs from ``1/2006!``); other closed forms are
+equal when their difference simplifies to zero or when they agree to 40 significant digits at
+random points (numeric evaluation at 60 digits, relative tolerance 1e-40).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from functools import lru_cache
+
+import sympy
+from latex2sympy2_extended import latex2sympy
+from latex2sympy2_extended.latex2sympy2 import ConversionConfig
+from latex2sympy2_extended.math_normalization import NormalizationConfig
+from sympy.parsing.sympy_parser import (
+    convert_xor,
+    implicit_multiplication_application,
+    parse_expr,
+    standard_transformations,
+)
+
+MAX_DIGITS = 100_000  # refuse to evaluate anything whose value would need more decimal digits
+PRECISION = 60  # digits for numeric comparison
+REL_TOL = sympy.Rational(1, 10**40)
+
+_NORMALISATION = NormalizationConfig(
+    basic_latex=True, units=False, malformed_operators=False, nits=False, boxed="all", equations=False
+)
+_CONVERSION = ConversionConfig(
+    interpret_as_mixed_fractions=False,
+    interpret_simple_eq_as_assignment=False,
+    interpret_contains_as_eq=True,
+    lowercase_symbols=True,
+)
+
+# Plain (non-LaTeX) syntax such as "sqrt(2)/2" or "2*x**2": parsed by sympy, but only when every name
+# in it is a single letter or one of these (parse_expr evaluates Python; this keeps it to arithmetic).
+_PLAIN_NAMES = {
+    "sqrt": sympy.sqrt,
+    "pi": sympy.pi,
+    "e": sympy.E,
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "ln": sympy.log,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "abs": sympy.Abs,
+    "oo": sympy.oo,
+    "inf": sympy.oo,
+}
+_PLAIN_CHARS = re.compile(r"[0-9a-zA-Z+\-*/^()., ]+")
+_PLAIN_HINT = re.compile(r"\*\*|\*|\b(?:sqrt|exp|log|ln|sin|cos|tan|abs|pi)\b")
+# What parse_expr's generated code may call (besides _PLAIN_NAMES and single-letter symbols).
+_SYMPY_CORE = {
+    name: getattr(sympy, name)
+    for name in ("Integer", "Float", "Rational", "Symbol", "Function", "I", "Add", "Mul", "Pow")
+}
+_TRANSFORMS = (*standard_transformations, implicit_multiplication_application, convert_xor)
+
+
+class TooLarge(ValueError):
+    """Evaluating the expression would produce a number with more than MAX_DIGITS digits."""
+
+
+def _parse_plain(s: str) -> sympy.Basic | None:
+    if "\\" in s or not _PLAIN_CHARS.fullmatch(s) or not _PLAIN_HINT.search(s):
+        return None
+    names = set(re.findall(r"[a-zA-Z]+", s))
+    if any(len(n) > 1 and n not in _PLAIN_NAMES for n in names):
+        return None
+    local = {n: sympy.Symbol(n.lower()) for n in names if len(n) == 1 and n not in _PLAIN_NAMES}
+    local.update({k: v for k, v in _PLAIN_NAMES.items() if k in names})
+    return parse_expr(
+        s,
+        local_dict=local,
+        global_dict={"__builtins__": {}, **_SYMPY_CORE},
+        transformations=_TRANSFORMS,
+        evaluate=False,
+    )
+
+
+@lru_cache(maxsize=4096)
+def parse(s: str) -> sympy.Basic:
+    """Unevaluated sympy object for a LaTeX (or plain) answer; raises on failure or if too large."""
+    expr = _parse_plain(s)
+    if expr is None:
+        try:
+            with sympy.evaluate(False):
+                expr = latex2sympy(s, normalization_config=_NORMALISATION, conversion_config=_CONVERSION)
+        except TypeError:
+            # A few constructs (unions of infinite intervals) need evaluation to build; the size guard
+            # cannot run first here, which the worker's hard time limit covers.
+            expr = latex2sympy(s, normalization_config=_NORMALISATION, conversion_config=_CONVERSION)
+    if isinstance(expr, (list, tuple)):
+        expr = sympy.Tuple(*expr)
+    if isinstance(expr, sympy.Basic) and too_large(expr):
+        raise TooLarge(f"evaluating {s[:60]!r} would need more than {MAX_DIGITS} digits")
+    return expr
+
+
+def _log10_value(e: sympy.Basic) -> float:
+    """log10 of an upper bound on |e| for the numeric parts of ``e`` (symbols count as 1)."""
+    if e.is_Integer:
+        return int(e).bit_length() * 0.30103
+    if e.is_Rational:
+        return max(int(e.p).bit_length(), int(e.q).bit_length()) * 0.30103
+    if e.is_Float:
+        return abs(float(sympy.log(abs(e) + 1, 10))) if abs(e) < 10**300 else float(len(str(e)))
+    if e.is_Pow:
+        base, exp = e.args
+        lb, le = _log10_value(base), _log10_value(exp)
+        if le > 15:
+            return math.inf if lb > 0 else 0.0
+        return (lb + 0.30103) * 10**le  # |b^x| <= (2|b|)^|x|, and a base below 1 only makes it smaller
+    if isinstance(e, (sympy.factorial, sympy.gamma, sympy.factorial2, sympy.subfactorial)):
+        ln = _log10_value(e.args[0])
+        if ln > 15:
+            return math.inf
+        n = 10**ln
+        return n * max(ln, 1.0)
+    if isinstance(e, sympy.exp):
+        le = _log10_value(e.args[0])
+        return math.inf if le > 15 else 0.4343 * 10**le
+    if isinstance(e, sympy.binomial):
+        return _log10_value(sympy.factorial(e.args[0], evaluate=False))
+    if isinstance(e, sympy.Mul):
+        return sum(_log10_value(a) for a in e.args)
+    if not e.args:
+        return 0.0
+    return max(_log10_value(a) for a in e.args) + math.log10(len(e.args) + 1)
+
+
+def too_large(expr: sympy.Basic) -> bool:
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Basic) and node.args and _log10_value(node) > MAX_DIGITS:
+            return True
+    return False
+
+
+def evaluate(expr: sympy.Basic) -> sympy.Basic:
+    """Evaluate an unevaluated parse; decimals become exact rationals (0.33 -> 33/100)."""
+    if isinstance(expr, sympy.MatrixBase):
+        return expr.applyfunc(evaluate)
+    floats = {f: sympy.Rational(str(f)) for f in expr.atoms(sympy.Float) if abs(f) < 10**300}
+    if floats:
+        expr = expr.xreplace(floats)
+    return expr.doit() if hasattr(expr, "doit") else expr
+
+
+def equal(a: sympy.Basic, b: sympy.Basic) -> bool:
+    """Mathematical equality of two evaluated answers (expressions, equations, sets, tuples, matrices)."""
+    if a == b:
+        return True
+    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
+        if not (isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase)) or a.shape != b.shape:
+            return False
+        return all(equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, sympy.Tuple) or isinstance(b, sympy.Tuple):
+        return (
+            isinstance(a, sympy.Tuple)
+            and isinstance(b, sympy.Tuple)
+            and len(a) == len(b)
+            and all(equal(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq):
+        da, db = a.lhs - a.rhs, b.lhs - b.rhs
+        return expr_equal(da, db) or expr_equal(da, -db)
+    if isinstance(a, sympy.Set) or isinstance(b, sympy.Set):
+        return _set_equal(a, b)
+    if isinstance(a, sympy.core.relational.Relational) or isinstance(b, sympy.core.relational.Relational):
+        return type(a) is type(b) and expr_equal(a.lhs - a.rhs, b.lhs - b.rhs)
+    if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
+        return expr_equal(a, b)
+    return False
+
+
+def _set_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
+    if not (isinstance(a, sympy.Set) and isinstance(b, sympy.Set)):
+        return False
+    if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
+        if len(a) != len(b):
+            return False
+        left = list(b.args)
+        for x in a.args:
+            match = next((j for j, y in enumerate(left) if equal(x, y)), None)
+            if match is None:
+                return False
+            left.pop(match)
+        return True
+    if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
+        return (
+            a.left_open == b.left_open
+            and a.right_open == b.right_open
+            and equal(a.start, b.start)
+            and equal(a.end, b.end)
+        )
+    return bool(a.symmetric_difference(b) == sympy.EmptySet)
+
+
+def _close(x: sympy.Basic, y: sympy.Basic) -> bool:
+    if x.is_Rational and y.is_Rational:
+        return x == y
+    xv, yv = sympy.N(x, PRECISION), sympy.N(y, PRECISION)
+    if not (xv.is_number and yv.is_number) or xv.has(sympy.nan, sympy.zoo) or yv.has(sympy.nan, sympy.zoo):
+        raise ArithmeticError("not a finite number")
+    if xv.is_infinite or yv.is_infinite:
+        return xv == yv
+    return bool(abs(xv - yv) <= REL_TOL * max(abs(xv), abs(yv)))
+
+
+def expr_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
+    if a == b:
+        return True
+    names_a = {s.name for s in a.free_symbols}
+    if names_a != {s.name for s in b.free_symbols}:
+        return False
+    symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+    try:
+        if not symbols:
+            return _close(a, b)
+        rng = random.Random(0)
+        for _ in range(3):
+            point = {s: sympy.Rational(rng.randint(51, 249), 100) for s in symbols}
+            if not _close(a.xreplace(point), b.xreplace(point)):
+                return False
+        return True
+    except (ArithmeticError, TypeError, ValueError):
+        return sympy.simplify(a - b) == 0
