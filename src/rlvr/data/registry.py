@@ -42,7 +42,10 @@ def list_tasks() -> dict[str, str]:
     Prefixed specs appear as patterns: ``gym:<dataset>``, ``hf:<org/name>``, ``<file>.jsonl``.
     """
     _register_builtins()
+    from rlvr.data.families import FAMILIES, family_names
+
     tasks = {name: _TASKS[name].description for name in _TASKS}
+    tasks.update({f"family:{name}": FAMILIES[name].description for name in family_names()})
     tasks.update(PATTERNS)
     return dict(sorted(tasks.items()))
 
@@ -107,6 +110,16 @@ def _register_builtins() -> None:
             raise TypeError(f"addition: unexpected option(s) {', '.join(sorted(kwargs))}")
         return load_addition(n, seed=seed, split=split)
 
+    def aiw(n: int | None = None, seed: int = 0, split: str = "train", **kwargs: Any) -> list[Sample]:
+        from rlvr.data.families import load_family
+
+        return load_family("aiw", n=n, seed=seed, split=split, **kwargs)
+
+    register_task(
+        "aiw",
+        "AIW problems (Alice's brother's sisters), prompt_type=STANDARD|THINKING|RESTRICTED; same as family:aiw",
+        aiw,
+    )
     register_task(
         "addition",
         "2-digit addition a+b (a, b in 10..99), one worked example in the chat; hash-disjoint train/test",
