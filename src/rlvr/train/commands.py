@@ -33,15 +33,15 @@ def train_command(
 
     from rlvr.train.config import ConfigError, load_config
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         cfg = load_config(recipe, overrides or [])
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     run_dir = out or Path("runs") / recipe.stem
-    console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
-    console.print(f"\n[bold]batch[/bold]\n{cfg.batch_summary()}\nrun folder       {run_dir}")
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
+    typer.echo(f"\nbatch\n{cfg.batch_summary()}\nrun folder       {run_dir}")
     if dry_run:
         return
 

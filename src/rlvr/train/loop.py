@@ -343,6 +343,7 @@ def update(
         sums[key] += value * weight
         counts[key] += weight
 
+    optimizer_steps = 0
     gen = torch.Generator().manual_seed(derived_seed(cfg.train.seed, step, 7919))
     for _epoch in range(cfg.train.ppo_epochs):
         order = torch.randperm(B, generator=gen).tolist() if not single_pass else list(range(B))
@@ -406,11 +407,11 @@ def update(
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             optimizer.step()
             add("grad_norm", float(grad_norm))
-            add("optimizer_steps", 1.0, 0.0)
+            optimizer_steps += 1
     out = {k: sums[k] / counts[k] for k in sums if counts[k] > 0}
     if "loss" in out:  # per-minibatch loss: the micro-batch parts were added separately
         out["loss"] = sums["loss"] / max(counts["grad_norm"], 1)
-    out["optimizer_steps"] = sums["optimizer_steps"]
+    out["optimizer_steps"] = optimizer_steps
     return out
 
 
