@@ -144,7 +144,7 @@ def normalise(s: str, *, strip_var: bool = True) -> Norm:
     for _ in range(3):
         s = _MATH_DELIMS.sub("", s).strip()
     s = _SPACES.sub(" ", s)
-    s = re.sub(r"\\[dtc]frac\b", r"\\frac", s)
+    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
     s = s.replace("{,}", ",").replace("−", "-")
     s = _DEGREES.sub("", s)
     s = _DOLLAR.sub("", s)

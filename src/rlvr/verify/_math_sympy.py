@@ -3,9 +3,11 @@
 Parsing happens with ``sympy.evaluate(False)`` so that nothing is computed before
 :func:`too_large` has estimated how many digits evaluating the expression would produce; a tower
 such as ``9^{9^{9^9}}`` or ``1000000!`` is refused instead of computed. Equality is exact where it can
-be (rationals compare as rationals, so ``1/2004!`` differs from ``1/2006!``); other closed forms are
-equal when their difference simplifies to zero or when they agree to 40 significant digits at
-random points (numeric evaluation at 60 digits, relative tolerance 1e-40).
+be (rationals compare as rationals, so ``1/2004!`` differs from ``1/2006!``). Other closed forms are
+equal when sympy's adaptive numeric evaluation of their difference (working precision up to 600
+digits) cannot tell it from zero: ``\\pi + 10^{-300}`` differs from ``\\pi``. Expressions with symbols
+are compared the same way at three random rational points (falling back to ``simplify`` where the
+evaluation is not a finite number).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from sympy.parsing.sympy_parser import (
 )
 
 MAX_DIGITS = 100_000  # refuse to evaluate anything whose value would need more decimal digits
-PRECISION = 60  # digits for numeric comparison
-REL_TOL = sympy.Rational(1, 10**40)
+PRECISION = 60  # digits asked of a numeric difference
+ZERO_DIGITS = 600  # working precision allowed to tell a nonzero difference from zero
+ZERO_TOL = sympy.Float(10) ** -500
 
 _NORMALISATION = NormalizationConfig(
     basic_latex=True, units=False, malformed_operators=False, nits=False, boxed="all", equations=False
@@ -119,7 +122,7 @@ def _log10_value(e: sympy.Basic) -> float:
         lb, le = _log10_value(base), _log10_value(exp)
         if le > 15:
             return math.inf if lb > 0 else 0.0
-        return (lb + 0.30103) * 10**le  # |b^x| <= (2|b|)^|x|, and a base below 1 only makes it smaller
+        return max(lb, 0.30103) * 10**le  # a base below 2 counts as 2; below 1 it only shrinks
     if isinstance(e, (sympy.factorial, sympy.gamma, sympy.factorial2, sympy.subfactorial)):
         ln = _log10_value(e.args[0])
         if ln > 15:
@@ -205,31 +208,28 @@ def _set_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
     return bool(a.symmetric_difference(b) == sympy.EmptySet)
 
 
-def _close(x: sympy.Basic, y: sympy.Basic) -> bool:
-    if x.is_Rational and y.is_Rational:
-        return x == y
-    xv, yv = sympy.N(x, PRECISION), sympy.N(y, PRECISION)
-    if not (xv.is_number and yv.is_number) or xv.has(sympy.nan, sympy.zoo) or yv.has(sympy.nan, sympy.zoo):
+def _is_zero(d: sympy.Expr) -> bool:
+    """Exact for rationals; otherwise sympy's adaptive evalf, which keeps raising the working precision
+    (up to ZERO_DIGITS digits) until it can tell a nonzero difference from zero."""
+    if d.is_Rational:
+        return d == 0
+    v = d.evalf(PRECISION, maxn=ZERO_DIGITS)
+    if not v.is_number or v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
         raise ArithmeticError("not a finite number")
-    if xv.is_infinite or yv.is_infinite:
-        return xv == yv
-    return bool(abs(xv - yv) <= REL_TOL * max(abs(xv), abs(yv)))
+    return bool(v == 0 or abs(v) < ZERO_TOL)
 
 
 def expr_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
     if a == b:
         return True
-    names_a = {s.name for s in a.free_symbols}
-    if names_a != {s.name for s in b.free_symbols}:
-        return False
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
     try:
         if not symbols:
-            return _close(a, b)
+            return _is_zero(a - b)
         rng = random.Random(0)
         for _ in range(3):
             point = {s: sympy.Rational(rng.randint(51, 249), 100) for s in symbols}
-            if not _close(a.xreplace(point), b.xreplace(point)):
+            if not _is_zero(a.xreplace(point) - b.xreplace(point)):
                 return False
         return True
     except (ArithmeticError, TypeError, ValueError):

@@ -235,6 +235,30 @@ def _close_pool() -> None:
 atexit.register(_close_pool)
 
 
+_WARM_UP = (
+    r"x^2+1",
+    r"\frac{\sqrt{3}}{2}",
+    r"2\sqrt{2}-1",
+    r"\cos(\pi/12)",
+    r"(x-1)(x+1)",
+    r"y=3x+2",
+    r"\{1, 2\}",
+    r"(-\infty, 2]",
+    r"e^{i\pi}",
+    r"\ln 2",
+    r"\frac{1}{2004!}",
+    r"\binom{10}{3}",
+)
+
+
+def _warm_up() -> None:
+    """Load sympy and warm the LaTeX parser's caches once in this process; forked workers inherit them."""
+    from rlvr.verify import _math_sympy
+
+    for s in _WARM_UP:
+        _math_sympy.parse(s)
+
+
 def _get_pool(workers: int | None, timeout: float, max_completion_chars: int) -> WorkerPool:
     """One pool per process, kept between calls (a training loop grades every step); rebuilt on new settings.
 
@@ -244,7 +268,7 @@ def _get_pool(workers: int | None, timeout: float, max_completion_chars: int) ->
     key = (timeout, max_completion_chars)
     if _pool is None or _pool_key != key or (workers is not None and workers != _pool.n_workers):
         _close_pool()
-        import rlvr.verify._math_sympy  # noqa: F401  (loaded once here, inherited by forked workers)
+        _warm_up()
 
         fn = functools.partial(grade, max_completion_chars=max_completion_chars)
         _pool, _pool_key = WorkerPool(fn, workers=workers or 1, timeout=timeout, memory_mb=2048), key
