@@ -46,6 +46,11 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]
         yield i, rec
 
 
+def _where(path: str | os.PathLike, pos: int) -> str:
+    """``file:line`` for JSONL, ``file: item i`` for a JSON list."""
+    return f"{path}: item {pos}" if Path(path).suffix.lower() == ".json" else f"{path}:{pos}"
+
+
 def _flatten(value: Any) -> str | None:
     if isinstance(value, str):
         return value
@@ -72,47 +77,71 @@ def tokens(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(text)]
 
 
-class NgramIndex:
-    """The set of 64-bit hashes of every word ``n``-gram in a corpus."""
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a bijection on 64-bit integers that spreads token ids over all bits."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
-    def __init__(self, n: int = 13, seed: int = 0) -> None:
+
+def _sorted_unique(h: np.ndarray) -> np.ndarray:
+    h = np.sort(h)
+    return h[np.concatenate(([True], h[1:] != h[:-1]))] if h.size else h
+
+
+class NgramIndex:
+    """The set of 64-bit hashes of every word ``n``-gram in a corpus, as a sorted array."""
+
+    _UNKNOWN = np.uint64(2**64 - 1)  # id of a token the corpus never had: its n-grams cannot match
+
+    def __init__(self, n: int = 13) -> None:
         if n < 1:
             raise ValueError(f"n-gram length must be >= 1, got {n}")
         self.n = n
-        self._rng = np.random.default_rng(seed)
-        self._code: dict[str, np.uint64] = {}  # token -> random 64-bit code
+        self._ids: dict[str, int] = {}  # token -> id, in order of first appearance
         self.hashes = np.empty(0, dtype=np.uint64)
         self.n_texts = 0
 
     def _codes(self, toks: list[str], add: bool) -> np.ndarray:
-        code = self._code
+        ids = self._ids
         if add:
-            new = [t for t in dict.fromkeys(toks) if t not in code]
-            for t, c in zip(new, self._rng.integers(1, 2**63, size=len(new), dtype=np.uint64), strict=True):
-                code[t] = c
-        return np.fromiter((code.get(t, 0) for t in toks), dtype=np.uint64, count=len(toks))
+            it = (ids.setdefault(t, len(ids)) for t in toks)
+        else:
+            unknown = int(self._UNKNOWN)
+            it = (ids.get(t, unknown) for t in toks)
+        return _mix(np.fromiter(it, dtype=np.uint64, count=len(toks)))
 
-    def ngram_hashes(self, codes: np.ndarray) -> np.ndarray:
-        """Hash of the n-gram starting at each position (``len(codes) - n + 1`` of them)."""
+    def _hashes(self, codes: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """Hashes of the n-grams of texts laid end to end (``lengths`` tokens each), none across two."""
         m = len(codes) - self.n + 1
         if m <= 0:
             return np.empty(0, dtype=np.uint64)
         h = np.zeros(m, dtype=np.uint64)
         for j in range(self.n):  # h = sum_j code[i + j] * MULT^(n - 1 - j), modulo 2^64
             h = h * _MULT + codes[j : j + m]
-        return h
+        text_of = np.repeat(np.arange(len(lengths)), lengths)
+        return h[text_of[:m] == text_of[self.n - 1 :]]
 
-    def add_texts(self, texts: Iterable[str]) -> None:
+    def add_texts(self, texts: Iterable[str], batch: int = 20000) -> None:
         """Add texts; n-grams never span two texts."""
-        chunks = [self.hashes]
+        parts = [self.hashes]
+        toks: list[str] = []
+        lengths: list[int] = []
         for text in texts:
-            chunks.append(self.ngram_hashes(self._codes(tokens(text), add=True)))
+            t = tokens(text)
+            toks += t
+            lengths.append(len(t))
             self.n_texts += 1
-        self.hashes = np.unique(np.concatenate(chunks))
+            if len(lengths) == batch:
+                parts.append(self._hashes(self._codes(toks, add=True), lengths))
+                toks, lengths = [], []
+        parts.append(self._hashes(self._codes(toks, add=True), lengths))
+        self.hashes = _sorted_unique(np.concatenate(parts))
 
     def matches(self, toks: list[str]) -> np.ndarray:
         """Boolean per n-gram start of ``toks``: is that n-gram in the index?"""
-        h = self.ngram_hashes(self._codes(toks, add=False))
+        h = self._hashes(self._codes(toks, add=False), [len(toks)])
         if h.size == 0 or self.hashes.size == 0:
             return np.zeros(h.size, dtype=bool)
         pos = np.searchsorted(self.hashes, h).clip(max=self.hashes.size - 1)
@@ -147,7 +176,7 @@ def overlap_spans(text: str, index: NgramIndex) -> tuple[int, int, list[str]]:
 def build_index(paths: Iterable[str | os.PathLike], n: int = 13, field: str | None = None) -> NgramIndex:
     index = NgramIndex(n)
     for path in paths:
-        index.add_texts(record_text(rec, f"{path}:{line}", field) for line, rec in iter_records(path))
+        index.add_texts(record_text(rec, _where(path, line), field) for line, rec in iter_records(path))
     return index
 
 
@@ -165,7 +194,7 @@ def contamination_report(
     index = build_index(train, n, field)
     items = []
     for line, rec in iter_records(eval_path):
-        text = record_text(rec, f"{eval_path}:{line}", field)
+        text = record_text(rec, _where(eval_path, line), field)
         n_ngrams, n_matched, spans = overlap_spans(text, index)
         share = n_matched / n_ngrams if n_ngrams else 0.0
         items.append(
