@@ -232,6 +232,13 @@ def test_majority_clusters_equivalent_answers():
     assert string_labels == [0, 1, 0]
 
 
+def test_every_equivalence_backend_clusters_numbers():
+    assert majority.equivalence_backend().startswith("rlvr.verify.math")
+    math_verify_eq = majority._math_verify_equivalent()
+    assert majority.cluster_answers(["1/2", "0.5", "\\frac{1}{2}", "2"], math_verify_eq) == [0, 0, 0, 1]
+    assert majority._string_equivalent("$\\boxed{7}$", " 7.") and not majority._string_equivalent("7", "07")
+
+
 def test_majority_ties_and_abstentions():
     assert majority.majority_correct([0, 1], [False, True], 2) is False  # tie: first seen wins
     assert majority.majority_correct([None, None], [True, True], 2) is False

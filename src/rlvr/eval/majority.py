@@ -1,8 +1,10 @@
 """Majority voting (maj@k) with answers clustered by verifier equivalence rather than by string.
 
-``1/2``, ``0.5`` and ``\\frac{1}{2}`` are one answer. The equivalence comes from ``rlvr.verify.math``
-when it offers ``answers_equivalent(a, b)``, else from the ``math_verify`` library directly, else (only
-if neither is importable) from normalised string equality; ``equivalence_backend()`` says which.
+``1/2``, ``0.5`` and ``\\frac{1}{2}`` are one answer. The equivalence is the math verifier's
+(``rlvr.verify.math.equivalent``: exact rationals, sets, symbolic expressions via sympy), else the
+``math_verify`` library's, else (only if neither is importable) normalised string equality;
+``equivalence_backend()`` says which. An answer the verifier cannot compare (an exception) is
+treated as different.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ Equivalence = Callable[[str, str], bool]
 
 def normalise_answer(s: str) -> str:
     """Lowercase, drop ``$``/spaces and a surrounding ``\\boxed{}``: the string fallback's key."""
-    s = s.strip().lower()
+    s = re.sub(r"[\s$]+", "", s.lower()).rstrip(".")
     m = re.fullmatch(r"\\boxed\{(.*)\}", s)
-    if m:
-        s = m.group(1)
-    return re.sub(r"[\s$]+", "", s).rstrip(".")
+    return m.group(1) if m else s
 
 
 def _string_equivalent(a: str, b: str) -> bool:
@@ -59,9 +59,10 @@ def _resolve() -> tuple[str, Equivalence]:
         from rlvr.verify import math as rlvr_math
     except ImportError:
         rlvr_math = None
-    fn = getattr(rlvr_math, "answers_equivalent", None)
-    if callable(fn):
-        return "rlvr.verify.math.answers_equivalent", fn
+    for name in ("answers_equivalent", "equivalent"):
+        fn = getattr(rlvr_math, name, None)
+        if callable(fn):
+            return f"rlvr.verify.math.{name}", fn
     mv = _math_verify_equivalent()
     if mv is not None:
         return "math_verify", mv
@@ -89,7 +90,7 @@ def cluster_answers(answers: Sequence[str | None], equivalent: Equivalence | Non
             continue
         ans = str(ans)
         if ans not in label_of:
-            label_of[ans] = next((i for i, rep in enumerate(reps) if _safe_eq(eq, ans, rep)), len(reps))
+            label_of[ans] = next((i for i, rep in enumerate(reps) if _safe_eq(eq, rep, ans)), len(reps))
             if label_of[ans] == len(reps):
                 reps.append(ans)
         labels.append(label_of[ans])
