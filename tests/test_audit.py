@@ -167,11 +167,23 @@ def test_code_audit():
         _row("```python\nclass A:\n    def __eq__(self, o): return True\n```", "correct", verifier="code"),
         _row("```python\nimport gc\nprint(gc.get_objects())\n```", verifier="code"),
         _row("```python\nos._exit(0)\n```", verifier="code", reason="sandbox violation: blocked syscall"),
+        _row(
+            "```python\nprint(1)\n```",
+            verifier="code",
+            reason="no valid test report: the harness exited with status 0; stderr: x",
+        ),
     ]
     sec = A.code_audit([clean, *hostile])
     assert _names(sec) == {"hostile_code", "sandbox_violations"}
     assert sec["figures"]["calls"] == {"sys.exit": 1, "__eq__": 1, "gc": 1, "os._exit": 1}
-    assert sec["figures"]["hostile_rewarded"] == 2 and sec["figures"]["violation_reasons"] == 1
+    assert sec["figures"]["hostile_rewarded"] == 2 and sec["figures"]["violation_reasons"] == 2
+    unsandboxed = _row(
+        "```python\ndef f(x): return x\n```",
+        "correct",
+        verifier="code",
+        reason="all tests passed (3 visible) (run WITHOUT the sandbox)",
+    )
+    assert A.code_audit([unsandboxed])["flags"] == []
     # Words that merely contain the names do not count.
     assert A.hostile_calls("def exit_code(): return 'logic'  # inspected, sockets") == []
 

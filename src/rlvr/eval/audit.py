@@ -373,10 +373,12 @@ HOSTILE_PATTERNS = {
     "gc": r"\bimport\s+gc\b|\bfrom\s+gc\s+import\b|\bgc\s*\.\s*\w+",
 }
 _HOSTILE_RE = {k: re.compile(v) for k, v in HOSTILE_PATTERNS.items()}
-# Words in a verifier reason that mean the sandbox stopped something or the program tried to exit early.
+# Words in a verifier reason that mean the sandbox stopped something, or the program left before the test
+# harness could report (an exit trick), or the report was forged: rlvr.verify.code says "no valid test
+# report: the harness exited with status N" / "... does not carry this run's nonce".
 _REASON_RE = re.compile(
-    r"sandbox|violat|forbidden|not allowed|blocked|seccomp|permission denied|"
-    r"sys\.exit|systemexit|os\._exit|exit(?:ed)? (?:early|before)|killed|signal",
+    r"violat|forbidden|not allowed|blocked|seccomp|permission denied|operation not permitted|"
+    r"no valid test report|harness exited|nonce|sys\.exit|systemexit|os\._exit|killed|signal",
     re.I,
 )
 
