@@ -18,7 +18,6 @@ Both sides are warmed up (imports, parser caches, worker start) before the clock
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from collections import Counter
@@ -71,7 +70,7 @@ def _decimal(f: Fraction) -> str | None:
     return f"{float(f):.{digits}f}"
 
 
-def _int_forms(v: int, rng: random.Random) -> list[str]:
+def _int_forms(v: int) -> list[str]:
     forms = [str(v), f"{v}.0", f"x = {v}", f"\\${v}", f"{v} \\text{{ cm}}", f"{v}^\\circ"]
     if abs(v) >= 1000:
         forms.append(f"{v:,}")
@@ -99,13 +98,11 @@ def generate(n: int, seed: int) -> list[dict]:
             }
         )
 
-    makers = []
-
     def integers() -> None:
         v = rng.choice([rng.randint(-50, 50), rng.randint(100, 10**6), rng.randint(1, 90) * 1000])
-        add("int", str(v), rng.choice(_int_forms(v, rng)), "correct")
+        add("int", str(v), rng.choice(_int_forms(v)), "correct")
         wrong = v + rng.choice([-1, 1, 10, -10])
-        add("int-wrong", str(v), rng.choice(_int_forms(wrong, rng)), "incorrect")
+        add("int-wrong", str(v), rng.choice(_int_forms(wrong)), "incorrect")
 
     def fractions() -> None:
         f = Fraction(rng.randint(-40, 40) or 1, rng.randint(2, 16))
