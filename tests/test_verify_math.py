@@ -70,6 +70,8 @@ def test_bad_item_types_are_errors_not_crashes():
     )
     assert [v.status for v in out] == ["error", "error", "correct"]
     assert "completion" in out[0].reason and "answer" in out[1].reason
+    mixed = verify_batch(["not a dict", {"completion": "\\boxed{1}", "answer": "1"}])
+    assert [v.status for v in mixed] == ["error", "correct"] and "not a dict" in mixed[0].reason
 
 
 def test_megabyte_completion_gets_zero_with_reason_fast():

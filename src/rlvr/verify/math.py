@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -195,6 +196,10 @@ def grade(item: dict[str, Any], max_completion_chars: int = MAX_COMPLETION_CHARS
         return verdict(False, "unparsable", "empty final answer", extracted)
     if len(extracted) > A.MAX_ANSWER_CHARS:
         return verdict(False, "incorrect", f"final answer too long ({len(extracted)} chars)", extracted[:200])
+    gold_norm = A.normalise(gold)
+    gold_parts = A.structure(gold_norm.text)
+    if ext.others and gold_parts is not None and len(gold_parts.items) > 1:
+        extracted, ext.others = ", ".join([*ext.others, extracted]), []  # one box per value
     try:
         pred = A.normalise(extracted)
         for other in ext.others:
@@ -202,7 +207,7 @@ def grade(item: dict[str, Any], max_completion_chars: int = MAX_COMPLETION_CHARS
                 return verdict(
                     False, "incorrect", "hedge: different boxed answers on the final line", extracted
                 )
-        ok, reason = _compare(A.normalise(gold), pred)
+        ok, reason = _compare(gold_norm, pred)
     except _Refused as e:
         return verdict(False, "error", str(e), extracted)
     except RecursionError:
@@ -222,12 +227,13 @@ def grade(item: dict[str, Any], max_completion_chars: int = MAX_COMPLETION_CHARS
 
 _pool: WorkerPool | None = None
 _pool_key: tuple | None = None
+_pool_pid = 0  # the process that started the pool (a forked child must not use its parent's workers)
 _pool_lock = threading.Lock()
 
 
 def _close_pool() -> None:
     global _pool, _pool_key
-    if _pool is not None:
+    if _pool is not None and _pool_pid == os.getpid():
         _pool.close()
     _pool, _pool_key = None, None
 
@@ -264,14 +270,17 @@ def _get_pool(workers: int | None, timeout: float, max_completion_chars: int) ->
 
     ``workers=None`` takes the current pool whatever its size (single-item calls).
     """
-    global _pool, _pool_key
+    global _pool, _pool_key, _pool_pid
     key = (timeout, max_completion_chars)
+    if _pool_pid != os.getpid():
+        _pool, _pool_key = None, None
     if _pool is None or _pool_key != key or (workers is not None and workers != _pool.n_workers):
         _close_pool()
         _warm_up()
 
         fn = functools.partial(grade, max_completion_chars=max_completion_chars)
         _pool, _pool_key = WorkerPool(fn, workers=workers or 1, timeout=timeout, memory_mb=2048), key
+        _pool_pid = os.getpid()
     return _pool
 
 
@@ -289,13 +298,21 @@ def verify_batch(
     ``unsafe_no_sandbox``, meant for other verifiers) are accepted and ignored.
     """
     del options
-    items = [{"completion": it.get("completion"), "answer": it.get("answer")} for it in items]
+    items = list(items)
     if not items:
         return []
-    with _pool_lock:
-        results = _get_pool(
-            None if workers is None else max(1, int(workers)), float(timeout), max_completion_chars
-        ).map(items)
+    valid = [i for i, it in enumerate(items) if isinstance(it, dict)]
+    tasks = [{"completion": items[i].get("completion"), "answer": items[i].get("answer")} for i in valid]
+    results: list[Any] = [
+        Verdict(0.0, "error", f"item {i} is a {type(it).__name__}, not a dict") for i, it in enumerate(items)
+    ]
+    if tasks:
+        with _pool_lock:
+            pool = _get_pool(
+                None if workers is None else max(1, int(workers)), float(timeout), max_completion_chars
+            )
+            for i, r in zip(valid, pool.map(tasks), strict=True):
+                results[i] = r
     out = []
     for r in results:
         if isinstance(r, TimeoutMarker):
