@@ -85,6 +85,10 @@ def test_memory_limit_turns_blowup_into_error():
     assert isinstance(out[1], ErrorMarker) and "MemoryError" in out[1].message
 
 
+def test_forkserver_start_method():
+    assert run_with_timeouts(abs, [-1, 2, -3], workers=2, timeout=10, start_method="forkserver") == [1, 2, 3]
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="workers"):
         WorkerPool(_pid, workers=0)

@@ -30,6 +30,7 @@ class Extraction:
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _ANCHOR = re.compile(r"the final answer is|answer\s*:|####", re.IGNORECASE)
+_LEAD_IN = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s+is\s*:?\s*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s+[A-Z]|\s*$)")
 
 
@@ -96,7 +97,7 @@ def extract_final_answer(text: str) -> Extraction:
     end = _SENTENCE_END.search(line)
     if end:
         line = line[: end.start()]
-    line = line.strip().strip("*").strip()
+    line = _LEAD_IN.sub("", line.strip().strip("*").strip())
     if not line:
         return Extraction(None, problem="nothing after the final-answer marker")
     return Extraction(line)
@@ -138,6 +139,14 @@ def _unwrap_text_cmds(s: str) -> str:
         s = s[: m.start()] + inner + s[end:]
 
 
+def _strip_units(s: str) -> str:
+    """A number followed by units ("5 cm", "5\\text{ cm}^2", "12 dollars") is that number."""
+    tail = _UNIT_TAIL.search(s)
+    if tail and tail.start() > 0 and to_number(s[: tail.start()].strip()) is not None:
+        return s[: tail.start()].strip()
+    return s
+
+
 def normalise(s: str, *, strip_var: bool = True) -> Norm:
     """Canonical form of one answer: spacing, delimiters, units, degrees, currency, percent, ``x =``."""
     s = s.strip()
@@ -150,11 +159,8 @@ def normalise(s: str, *, strip_var: bool = True) -> Norm:
     s = _DOLLAR.sub("", s)
     s, n_percent = _PERCENT.subn("", s)
     s = s.strip().rstrip(".").strip()
-    # A number followed by units ("5 cm", "5\text{ cm}^2", "12 dollars") is that number.
-    tail = _UNIT_TAIL.search(s)
-    if tail and tail.start() > 0 and to_number(s[: tail.start()].strip()) is not None:
-        s = s[: tail.start()].strip()
-    s = _unwrap_text_cmds(s).strip()
+    s = _unwrap_text_cmds(_strip_units(s)).strip()
+    s = _strip_units(s)
     if strip_var and (s.count("=") == 1 or re.match(r"^\\?[a-zA-Z]+\s*\\in\b", s)):
         s = _LEADING_VAR.sub("", s, count=1)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
