@@ -230,6 +230,9 @@ def test_majority_clusters_equivalent_answers():
     assert majority.maj_at_k([rows], [5]) == {"5": 1.0}
     string_labels = majority.cluster_answers(["1/2", "0.5", "1/2 "], majority._string_equivalent)
     assert string_labels == [0, 1, 0]
+    # Rows of another verifier are not math answers: clustered by string, 3 (two votes) wins.
+    code_rows = [dict(r, verifier="code") for r in rows]
+    assert majority.maj_at_k([code_rows], [5]) == {"5": 0.0}
 
 
 def test_every_equivalence_backend_clusters_numbers():

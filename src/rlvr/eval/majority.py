@@ -3,8 +3,9 @@
 ``1/2``, ``0.5`` and ``\\frac{1}{2}`` are one answer. The equivalence is the math verifier's
 (``rlvr.verify.math.equivalent``: exact rationals, sets, symbolic expressions via sympy), else the
 ``math_verify`` library's, else (only if neither is importable) normalised string equality;
-``equivalence_backend()`` says which. An answer the verifier cannot compare (an exception) is
-treated as different.
+``equivalence_backend()`` says which. Answers equal as normalised strings are one answer without
+asking the verifier; an answer the verifier cannot compare (an exception) is treated as different.
+Rows graded by another verifier (``verifier`` field not ``math``) are clustered by string.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def cluster_answers(answers: Sequence[str | None], equivalent: Equivalence | Non
 
 
 def _safe_eq(eq: Equivalence, a: str, b: str) -> bool:
+    if normalise_answer(a) == normalise_answer(b):
+        return True
     try:
         return bool(eq(a, b))
     except Exception:
@@ -126,12 +129,16 @@ def majority_correct(labels: Sequence[int | None], correct: Sequence[bool], k: i
 def maj_at_k(problems: Sequence[Sequence[dict[str, Any]]], ks: Sequence[int]) -> dict[str, float]:
     """maj@k over problems, each a list of sample rows (in sample order) with ``answer`` and ``correct``.
 
-    A problem counts for ``k`` when it has at least ``k`` samples.
+    A problem counts for ``k`` when it has at least ``k`` samples. Answers of rows graded by another
+    verifier than ``math`` (their ``verifier`` field) are clustered by normalised string equality.
     """
-    eq = _resolve()[1]
+    math_eq = _resolve()[1]
     hits = {k: [] for k in ks}
     for samples in problems:
-        labels = cluster_answers([s.get("answer") for s in samples], eq)
+        is_math = all(s.get("verifier") in (None, "math") for s in samples)
+        labels = cluster_answers(
+            [s.get("answer") for s in samples], math_eq if is_math else _string_equivalent
+        )
         correct = [bool(s["correct"]) for s in samples]
         for k in ks:
             if len(samples) >= k:
