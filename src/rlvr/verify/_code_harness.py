@@ -277,7 +277,7 @@ class Server:
         try:
             reply = read_frame(self.r)
         except (EOFError, ValueError):
-            self.dead = "the solution process exited while loading"
+            self.dead = "the solution process died or broke its pipe while loading"
             return
         if reply[0] == "error":
             self.dead = "the solution failed to load: " + reply[1]
@@ -291,7 +291,7 @@ class Server:
             write_frame(self.w, (op, ref, attr, encode_args(args), kwargs))
             reply = read_frame(self.r)
         except (EOFError, OSError, ValueError):
-            self.dead = "the solution process exited during " + label
+            self.dead = "the solution process died or broke its pipe during " + label
             raise SolutionError(self.dead) from None
         if reply[0] == "raise":
             raise rebuild_exception(reply[1], reply[2], label)

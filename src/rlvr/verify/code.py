@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import functools
 import marshal
-import queue
 import re
 import secrets
 import time
@@ -217,7 +216,6 @@ def verify_one(
     timeout: float = DEFAULT_TIMEOUT,
     unsafe_no_sandbox: bool = False,
     limits: Limits | None = None,
-    slot: int = 0,
 ) -> Verdict:
     """Grade one item (see the module docstring). Never raises for bad solutions or bad test data."""
     start = time.perf_counter()
@@ -237,7 +235,7 @@ def verify_one(
     limits = limits or Limits(wall_seconds=timeout)
     nonce = secrets.token_hex(16)
     payload = _payload(code, suites, limits, nonce, sandbox=not unsafe_no_sandbox)
-    result = run_python(["-c", harness_source()], payload, limits, sandbox=not unsafe_no_sandbox, slot=slot)
+    result = run_python(["-c", harness_source()], payload, limits, sandbox=not unsafe_no_sandbox)
     note = " (run WITHOUT the sandbox)" if unsafe_no_sandbox else ""
     if result.timed_out:
         return verdict(0.0, "timeout", f"exceeded the {limits.wall_seconds:g}s wall-clock limit{note}", code)
@@ -281,18 +279,9 @@ def verify_batch(
     if not unsafe_no_sandbox:
         check_sandbox()
     workers = max(1, min(int(workers or 2), len(items)))
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(workers):
-        slots.put(slot)
 
     def grade(item: dict[str, Any]) -> Verdict:
-        slot = slots.get()
-        try:
-            return verify_one(
-                item, timeout=timeout, unsafe_no_sandbox=unsafe_no_sandbox, limits=limits, slot=slot
-            )
-        finally:
-            slots.put(slot)
+        return verify_one(item, timeout=timeout, unsafe_no_sandbox=unsafe_no_sandbox, limits=limits)
 
     if workers == 1:
         return [grade(item) for item in items]

@@ -24,10 +24,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Limits", "RunResult", "SandboxUnavailable", "check_sandbox", "run_python", "sandbox_python"]
+__all__ = [
+    "Limits",
+    "RunResult",
+    "SandboxUnavailable",
+    "check_sandbox",
+    "run_python",
+    "sandbox_python",
+    "sandbox_uids",
+]
 
 _SYSTEM_PYTHON = "/usr/bin/python3"
 _ROOT_UID_BASE = 1_000_000  # uids for sandboxes when rlvr runs as root; none of them owns host files
@@ -117,7 +127,8 @@ def check_sandbox(python: str | None = None, limits: Limits | None = None) -> No
     with _probe_lock:
         if key in _probe_ok:
             return
-        result = _run(argv, b"", Limits(wall_seconds=30.0), uid=_sandbox_uid(0), cwd=None)
+        with _sandbox_uid() as uid:
+            result = _run(argv, b"", Limits(wall_seconds=30.0), uid=uid, cwd=None)
         if result.returncode != 0 or result.stdout.strip() != b"ok":
             detail = result.stderr.decode("utf-8", "replace").strip() or f"exit status {result.returncode}"
             raise SandboxUnavailable(
@@ -128,30 +139,43 @@ def check_sandbox(python: str | None = None, limits: Limits | None = None) -> No
         _probe_ok.add(key)
 
 
-def _sandbox_uid(slot: int) -> int | None:
-    """A uid of its own for each concurrent sandbox when running as root (``None``: keep ours)."""
-    if os.geteuid() != 0:
-        return None
-    return _ROOT_UID_BASE + (os.getpid() % 100_000) * 100 + slot % 100
+_uid_lock = threading.Lock()
+_slots_in_use: set[int] = set()
 
 
-def run_python(
-    args: list[str],
-    stdin: bytes,
-    limits: Limits,
-    *,
-    sandbox: bool = True,
-    slot: int = 0,
-) -> RunResult:
-    """Run ``python -S -I <args>`` (in the sandbox unless ``sandbox=False``), feeding ``stdin``.
+def sandbox_uids() -> range:
+    """The uids this process gives its sandboxes when it runs as root (one per concurrent sandbox)."""
+    first = _ROOT_UID_BASE + (os.getpid() % 100_000) * 1000
+    return range(first, first + 1000)
 
-    ``slot`` tells concurrent runs apart (each gets its own uid when running as root).
+
+@contextmanager
+def _sandbox_uid() -> Iterator[int | None]:
+    """A uid of its own for each concurrent sandbox when running as root (``None``: keep ours).
+
+    Separate uids keep the process-count limit of one sandbox from starving another.
     """
+    if os.geteuid() != 0:
+        yield None
+        return
+    with _uid_lock:
+        slot = next(i for i in range(len(sandbox_uids())) if i not in _slots_in_use)
+        _slots_in_use.add(slot)
+    try:
+        yield sandbox_uids()[slot]
+    finally:
+        with _uid_lock:
+            _slots_in_use.discard(slot)
+
+
+def run_python(args: list[str], stdin: bytes, limits: Limits, *, sandbox: bool = True) -> RunResult:
+    """Run ``python -S -I <args>`` (in the sandbox unless ``sandbox=False``), feeding ``stdin``."""
     python = sandbox_python()
     if sandbox:
         check_sandbox(python, limits)
         argv = _bwrap_argv(python, limits) + [python, "-S", "-I", *args]
-        return _run(argv, stdin, limits, uid=_sandbox_uid(slot), cwd=None)
+        with _sandbox_uid() as uid:
+            return _run(argv, stdin, limits, uid=uid, cwd=None)
     with tempfile.TemporaryDirectory(prefix="rlvr-unsafe-") as tmp:
         return _run([python, "-S", "-I", *args], stdin, limits, uid=None, cwd=tmp)
 
