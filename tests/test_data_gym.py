@@ -1,7 +1,7 @@
 import pytest
 
 from rlvr.data import list_tasks, load_task
-from rlvr.data.gym import build_dataset, extract_final_answer, gym_curriculum, verify_batch
+from rlvr.data.gym import build_dataset, extract_final_answer, gym_curriculum, spray_audit, verify_batch
 from rlvr.verify import sample_item, verify_samples
 
 
@@ -91,3 +91,22 @@ def test_extract_final_answer_order():
     assert extract_final_answer("x \\boxed{3}\nmore text") == "3"
     assert extract_final_answer("thinking\n\n  42  \n") == "42"
     assert extract_final_answer("  \n") is None
+
+
+def test_scorer_that_accepts_anything_needs_an_exact_match():
+    (s,) = load_task("gym:game_of_life_halting", n=1, seed=0)
+    gold = s.gold["answer"]
+    wrong = "False" if gold == "True" else "True"
+    ds = build_dataset("game_of_life_halting", {}, s.gold["seed"], s.gold["size"])
+    assert ds.score_answer(wrong, ds[0]) == 1.0  # reasoning-gym pays the wrong answer in full
+    right, sprayed = verify_batch(
+        items(s, f"<answer>{gold}</answer>", f"<answer>{wrong}</answer>"), workers=0
+    )
+    assert right.correct
+    assert sprayed.status == "incorrect" and "accepts any answer" in sprayed.reason
+
+
+def test_spray_audit_reports_partial_credit():
+    (row,) = spray_audit(["chain_sum"], n=6, seed=1)
+    assert row["dataset"] == "chain_sum" and row["n"] == 6
+    assert row["default_mean"] > 0 and row["default_paid_share"] == 1.0 and row["strict_mean"] == 0.0

@@ -14,7 +14,10 @@ The verifier is **strict**. reasoning-gym's own ``score_answer`` gives partial c
 candidate answers. Here the final answer is extracted first (the last ``<answer>...</answer>``, else the
 last ``\\boxed{...}``, else the last non-empty line); it is correct only if it equals the gold after
 whitespace normalisation or if the dataset's scorer gives it full credit (1.0). Any lower score counts
-as 0 (the score is kept in the reason); a scorer that raises gives an ``error`` verdict.
+as 0 (the score is kept in the reason); a scorer that raises gives an ``error`` verdict. A scorer that
+also gives full credit to a nonsense canary answer cannot tell answers apart (``game_of_life_halting``
+in reasoning-gym 0.1.19 compares ``bool(answer) == bool(gold)`` on strings); there only an exact match
+counts.
 
 The verifier rebuilds the entry from what the Sample stores (dataset name, config options, curriculum
 levels, seed, size, index), since entries may hold objects that JSON cannot carry.
@@ -26,6 +29,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import random
 import re
 import time
 from typing import Any
@@ -35,6 +39,9 @@ from rlvr.records import Sample, Verdict
 
 ANSWER_INSTRUCTION = "Give your final answer inside <answer></answer> tags."
 FULL_CREDIT = 1.0 - 1e-9
+# A deliberately wrong answer: a scorer that gives it full credit cannot tell answers apart (e.g. one that
+# compares bool("False") == bool("True")), so only an exact match counts for that entry.
+CANARY = "rlvr canary: this is not an answer"
 
 
 def _factory():
@@ -226,6 +233,14 @@ def grade(item: dict[str, Any]) -> Verdict:
     except Exception as e:
         return verdict(0.0, "error", f"{name} scorer raised {type(e).__name__}: {e}", extracted)
     if score >= FULL_CREDIT:
+        try:
+            canary = float(ds.score_answer(CANARY, entry))
+        except Exception:
+            canary = 0.0
+        if canary >= FULL_CREDIT:
+            return verdict(
+                0.0, "incorrect", f"the {name} scorer accepts any answer; no exact match", extracted
+            )
         return verdict(1.0, "correct", f"{name} scorer gave full credit", extracted)
     if score > 0:
         return verdict(
@@ -260,3 +275,67 @@ def verify_batch(
         else:
             out.append(r)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Audit: how much reasoning-gym's own scorer pays for a sprayed answer
+
+
+def spray_audit(names: list[str] | None = None, n: int = 20, seed: int = 0) -> list[dict[str, Any]]:
+    """Per dataset: mean reward of a sprayed answer under reasoning-gym's scorer and under the strict one.
+
+    The spray for an entry lists its gold answer among the gold answers of three other entries
+    (``<answer>g1 g2 gold g3</answer>``): a policy that cannot solve the task but guesses widely.
+    Datasets whose entries have no single gold answer, or that fail to build, are skipped.
+    """
+    rows = []
+    for name in names or gym_datasets():
+        try:
+            samples = load_gym(name, n=n, seed=seed)
+            ds = _cached_dataset(_dataset_key(samples[0].gold))
+        except Exception:
+            continue
+        golds = [s.gold["answer"] for s in samples]
+        if any(g is None or "\n" in g for g in golds):
+            continue
+        rng = random.Random(seed)
+        default, strict = [], []
+        for i, s in enumerate(samples):
+            others = rng.sample([g for j, g in enumerate(golds) if j != i and g != golds[i]], k=min(3, n - 1))
+            if not others:
+                continue
+            spray = " ".join([*others[:2], golds[i], *others[2:]])
+            try:
+                default.append(float(ds.score_answer(spray, ds[i])))
+            except Exception:
+                default.append(0.0)
+            strict.append(grade({**s.gold, "completion": f"<answer>{spray}</answer>"}).reward)
+        if default:
+            rows.append(
+                {
+                    "dataset": name,
+                    "n": len(default),
+                    "default_mean": sum(default) / len(default),
+                    "default_paid_share": sum(d > 0 for d in default) / len(default),
+                    "strict_mean": sum(strict) / len(strict),
+                }
+            )
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Audit reasoning-gym partial credit for sprayed answers.")
+    parser.add_argument("datasets", nargs="*", help="dataset names (default: all)")
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    result = spray_audit(args.datasets or None, n=args.n, seed=args.seed)
+    paid = [r for r in result if r["default_mean"] > 0]
+    for r in sorted(paid, key=lambda r: -r["default_mean"]):
+        print(
+            f"{r['dataset']:<28} n={r['n']:<3} default mean {r['default_mean']:.3f} "
+            f"(paid {r['default_paid_share']:.0%})  strict mean {r['strict_mean']:.3f}"
+        )
+    print(f"{len(paid)} of {len(result)} datasets pay a sprayed answer under reasoning-gym's own scorer")
