@@ -184,3 +184,52 @@ def test_rejects_duplicate_ids_and_bad_counts():
         evaluate(FakeBackend(), probs + probs[:1], progress=False)
     with pytest.raises(ValueError, match="n must be"):
         evaluate(FakeBackend(), probs, n=0, progress=False)
+
+
+def test_eval_command_on_a_tiny_model_resumes_identically(tmp_path):
+    """`rlvr eval` end to end: a real (random) transformers model, the addition task, the math verifier."""
+    from tiny_model import make_tiny_model
+    from typer.testing import CliRunner
+
+    from rlvr.cli import app
+
+    model = make_tiny_model(tmp_path / "model")
+    args = [
+        "eval",
+        "--model",
+        str(model),
+        *"--task addition --n-problems 4 --samples 2 --temperature 1.0".split(),
+    ]
+    # A generous verifier limit: a timeout on a loaded machine would make the two runs' verdicts differ.
+    args += "--max-new-tokens 12 --batch-size 4 --seed 3 --timeout 120".split()
+    runner = CliRunner()
+    ref = tmp_path / "ref"
+    result = runner.invoke(app, [*args, "--out", str(ref)])
+    assert result.exit_code == 0, result.output
+    rows = load_rows(ref / "samples.jsonl")
+    assert [(r["problem_id"], r["sample_id"]) for r in rows][:2] == [
+        (rows[0]["problem_id"], 0),
+        (rows[0]["problem_id"], 1),
+    ]
+    assert len(rows) == 8 and all(r["verifier"] == "math" and 0 < r["tokens"] <= 12 for r in rows)
+    summary = json.loads((ref / "summary.json").read_text())
+    assert summary["settings"]["model"] == str(model) and summary["n_samples"] == 8
+    assert sum(summary["status_counts"].values()) == 8
+
+    # Interrupted run: only the first batch and half of a row of the second are on disk.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "eval_config.json").write_text((ref / "eval_config.json").read_text())
+    text = (ref / "samples.jsonl").read_text()
+    lines = text.splitlines(keepends=True)
+    (out / "samples.jsonl").write_text("".join(lines[:4]) + lines[4][:30])
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert _strip_time(load_rows(out / "samples.jsonl")) == _strip_time(rows)
+
+    result = runner.invoke(app, [*args, "--samples", "3", "--out", str(out)])
+    assert result.exit_code == 2 and "other settings" in result.output
+
+    result = runner.invoke(app, ["audit", str(ref)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((ref / "audit.json").read_text())["sources"]["n_completions"] == 8

@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
+from rlvr.eval import run_commands
+
 
 def register(app: typer.Typer) -> None:
     _register_stats(app)
     _register_compare(app)
     _register_contamination(app)
+    run_commands.register(app)  # `rlvr eval` and `rlvr audit`
 
 
 def _console() -> Any:
