@@ -179,7 +179,7 @@ def test_humaneval_and_stdio(tmp_path):
     }
     (s,) = load_task(str(jsonl(tmp_path, "he.jsonl", [he])))
     assert s.id == "HumanEval/0" and s.gold["entry_point"] == "inc"
-    assert s.gold["tests"].rstrip().endswith("check(inc)") and "def inc(x):" in s.prompt
+    assert s.gold["tests"] == he["test"] and "def inc(x):" in s.prompt
 
     apps = {
         "problem_id": 7,
@@ -199,7 +199,8 @@ def test_aiw_prompts_json(tmp_path):
     prompts = [
         {
             "id": 1,
-            "prompt": "Alice has 2 brothers and 3 sisters. ...",
+            "prompt": "Alice has 2 brothers and 3 sisters. ... Before providing answer to this problem, think "
+            'carefully and double check ... Provide then the final answer in following form: "### Answer: ".',
             "right_answer": "4",
             "description": "d",
         },
@@ -209,6 +210,7 @@ def test_aiw_prompts_json(tmp_path):
     path.write_text(json.dumps(prompts, indent=1))
     samples = load_task(str(path))
     assert [(s.id, s.gold, s.verifier) for s in samples] == [("aiw-1", "4", "math"), ("aiw-2", "5", "math")]
+    assert [s.meta["prompt_type"] for s in samples] == ["THINKING", None]
     prompts.append({"id": 3, "prompt": "p", "description": "d", "right_answer": None})
     path.write_text(json.dumps(prompts))
     with pytest.raises(DataError, match=r"prompts\.json: row 2: aiw record: missing 'right_answer'"):

@@ -393,7 +393,7 @@ def _from_mbpp(rec: dict[str, Any], default_id: str, instruction: str | None) ->
 def _from_humaneval(rec: dict[str, Any], default_id: str, instruction: str | None) -> Sample:
     code = _field(rec, "prompt")
     entry_point = _field(rec, "entry_point")
-    tests = f"{_field(rec, 'test').rstrip()}\n\ncheck({entry_point})\n"
+    tests = _field(rec, "test")  # defines check(candidate); the code verifier calls check(entry_point)
     prompt = (
         "Complete the following Python function. Reply with the whole function (signature included).\n\n"
         f"```python\n{code.rstrip()}\n```"
@@ -420,17 +420,33 @@ def _from_stdio(rec: dict[str, Any], default_id: str, instruction: str | None) -
     )
 
 
+def aiw_prompt_type(prompt: str) -> str | None:
+    """The AIW paper's prompt type recognised from its instruction text (None when it is another one)."""
+    text = prompt.lower()
+    if "do not output any text except" in text:
+        return "RESTRICTED"
+    if "think carefully" in text:
+        return "THINKING"
+    if "solve this problem and provide the final answer" in text:
+        return "STANDARD"
+    return None
+
+
 def _from_aiw(rec: dict[str, Any], default_id: str, instruction: str | None) -> Sample:
     answer = rec.get("right_answer")
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         raise RecordError("missing 'right_answer'")
-    description = rec.get("description") or ""
+    prompt = _field(rec, "prompt")
     return Sample(
         id=f"aiw-{_record_id(rec, default_id)}",
-        prompt=_field(rec, "prompt"),
+        prompt=prompt,
         verifier="math",
         gold=str(answer).strip(),
-        meta={"source_format": "aiw", "description": description},
+        meta={
+            "source_format": "aiw",
+            "description": rec.get("description") or "",
+            "prompt_type": aiw_prompt_type(prompt),
+        },
     )
 
 
