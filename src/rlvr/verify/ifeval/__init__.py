@@ -34,7 +34,7 @@ from rlvr.verify.ifeval.checkers import (
 __all__ = ["INSTRUCTIONS", "loose_variants", "verify_batch", "verify_one"]
 
 MODES = ("strict", "loose")
-DEFAULT_MAX_CHARS = 200_000
+DEFAULT_MAX_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,12 @@ def _grade(item: Any, opts: _Options) -> Verdict:
             f"completion has {len(completion)} characters; more than max_chars={opts.max_chars} are not graded",
         )
     variants = loose_variants(completion) if opts.mode == "loose" else [("as is", completion)]
-    variants = [(name, v) for name, v in variants if v.strip()]  # an empty response follows nothing
+    # An empty response follows nothing; a variant equal to an earlier one need not be checked again.
+    unique: dict[str, str] = {}
+    for name, variant in variants:
+        if variant.strip() and variant not in unique:
+            unique[variant] = name
+    variants = [(name, variant) for variant, name in unique.items()]
     parts, followed = [], 0
     for iid, check in checks:
         ok, detail = False, "empty response"

@@ -22,9 +22,10 @@ so megabyte inputs cannot stall the grader.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 # Abbreviations (lower case, without the final period) that do not end a sentence by themselves.
 ABBREVIATIONS = frozenset(
@@ -51,6 +52,7 @@ SENTENCE_STARTERS = frozenset(
 )
 
 _SENT_END = ".?!"
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v]")  # string.whitespace: what NLTK looks for here
 _NON_WORD = r"(?:[)\";}\]\*:@\'\({\[!?])"  # characters that cannot be inside a word
 _MULTI_CHAR = r"(?:\-{2,}|\.{2,}|(?:\.\s){2,}\.)"  # dashes and ellipses
 _WORD_START = r"[^\(\"\`{\[:;&\#\*@\)}\]\-,]"
@@ -74,83 +76,71 @@ _ELLIPSIS = re.compile(r"\.\.+$")
 _REALIGN = re.compile(r"[\"\')\]}]+?(?:\s+|(?=--)|$)", re.MULTILINE)
 
 
-@dataclass
-class _Token:
-    text: str
-    sentbreak: bool = False
-    abbr: bool = False
-    ellipsis: bool = False
-
-    @property
-    def bare(self) -> str:
-        """Lower case, without one trailing period."""
-        low = self.text.lower()
-        return low[:-1] if len(low) > 1 and low.endswith(".") else low
-
-
-def _annotate(tokens: list[_Token]) -> None:
-    """Mark sentence breaks: first from each token alone, then from the token that follows it."""
-    for tok in tokens:
-        t = tok.text
-        if t in _SENT_END:
-            tok.sentbreak = True
-        elif _ELLIPSIS.match(t):
-            tok.ellipsis = True
-        elif t.endswith(".") and not t.endswith(".."):
-            stem = t[:-1].lower()
-            if stem in ABBREVIATIONS or stem.split("-")[-1] in ABBREVIATIONS:
-                tok.abbr = True
-            else:
-                tok.sentbreak = True
-    for tok, nxt in zip(tokens, tokens[1:], strict=False):
-        if not tok.text.endswith("."):
-            continue
-        starts = _starts_sentence(nxt)
-        is_initial = bool(_INITIAL.match(tok.text))
-        if (tok.abbr or tok.ellipsis) and not is_initial:
-            if starts:
-                tok.sentbreak = True
-        elif is_initial or _NUMBER.match(tok.text.lower()):
-            # Initials and numbers end a sentence only before a word that looks like a sentence start.
-            lower_next = nxt.text[:1].islower() or nxt.text in ";:,.!?"
-            if lower_next or (is_initial and nxt.text[:1].isupper() and not starts):
-                tok.sentbreak, tok.abbr = False, True
-
-
-def _starts_sentence(tok: _Token) -> bool:
+def _starts_sentence(tok: str) -> bool:
     """Orthographic evidence that ``tok`` begins a sentence: a capitalised common word."""
-    return tok.text[:1].isupper() and tok.bare in SENTENCE_STARTERS
+    low = tok.lower()
+    return (
+        tok[:1].isupper() and (low[:-1] if len(low) > 1 and low.endswith(".") else low) in SENTENCE_STARTERS
+    )
+
+
+def _is_break(tok: str, nxt: str) -> bool:
+    """Whether Punkt's annotation makes ``tok`` (followed by ``nxt``) end a sentence."""
+    if tok in _SENT_END:
+        return True
+    if not tok.endswith("."):
+        return False
+    if _ELLIPSIS.match(tok):  # an ellipsis ends a sentence only before a sentence start
+        return _starts_sentence(nxt)
+    if tok.endswith(".."):
+        return False
+    stem = tok[:-1].lower()
+    is_initial = _INITIAL.match(tok) is not None
+    if stem in ABBREVIATIONS or stem.split("-")[-1] in ABBREVIATIONS:
+        # An abbreviation ends a sentence only before a sentence start (never when it is an initial).
+        return not is_initial and _starts_sentence(nxt)
+    if is_initial or _NUMBER.match(tok.lower()):
+        # Initials and numbers do not end a sentence before a lower-case word or punctuation, and an
+        # initial does not before a capitalised word that is not a common sentence start (J. Bach).
+        if nxt[:1].islower() or nxt in ";:,.!?":
+            return False
+        if is_initial and nxt[:1].isupper() and not _starts_sentence(nxt):
+            return False
+    return True
 
 
 def _contains_break(context: str) -> bool:
     """True when some token of ``context`` other than the last is a sentence break."""
-    tokens = [_Token(m) for m in _PUNKT_WORD.findall(context)]
-    _annotate(tokens)
-    return any(t.sentbreak for t in tokens[:-1])
+    tokens = _PUNKT_WORD.findall(context)
+    return any(_is_break(tok, nxt) for tok, nxt in zip(tokens, tokens[1:], strict=False))
 
 
-def _end_contexts(text: str) -> Iterator[tuple[re.Match[str], str]]:
-    """Candidate ends with their context (the word before, the end character, what follows).
+def _end_contexts(text: str) -> Iterator[tuple[re.Match[str], int]]:
+    """Candidate ends with the start of the word before them.
 
     Two candidates inside one word (``?!``, ``??``) are judged once, at the later one.
     """
     prev: re.Match[str] | None = None
     prev_start = prev_stop = 0
+    spaces = [m.start() for m in _WHITESPACE.finditer(text)]
     for m in _END_CONTEXT.finditer(text):
-        before = text[prev_stop : m.start()]
-        space = max(before.rfind(c) for c in " \t\n\r\f\v")
-        start = prev_stop + space + 1 if space > 0 else prev_start
+        # The word before starts after the last whitespace since the previous candidate (a whitespace
+        # right at the previous candidate does not count, as in NLTK).
+        i = bisect.bisect_left(spaces, m.start()) - 1
+        space = spaces[i] if i >= 0 else -1
+        start = space + 1 if space > prev_stop else prev_start
         if prev is not None and prev_stop <= start:
-            yield prev, text[prev_start:prev_stop] + prev.group() + prev.group("after")
+            yield prev, prev_start
         prev, prev_start, prev_stop = m, start, m.start()
     if prev is not None:
-        yield prev, text[prev_start:prev_stop] + prev.group() + prev.group("after")
+        yield prev, prev_start
 
 
 def _sentence_spans(text: str) -> Iterator[tuple[int, int]]:
     last = 0
-    for m, context in _end_contexts(text):
-        if _contains_break(context):
+    for m, word_start in _end_contexts(text):
+        # '?' and '!' are tokens of their own and always followed by one: always a break.
+        if m.group() != "." or _contains_break(text[word_start : m.start()] + m.group() + m.group("after")):
             yield last, m.end()
             last = m.start("next") if m.group("next") else m.end()
     yield last, len(text.rstrip())
@@ -158,6 +148,11 @@ def _sentence_spans(text: str) -> Iterator[tuple[int, int]]:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``; closing quotes and brackets stay with the sentence they close."""
+    return list(_split_cached(text))
+
+
+@functools.lru_cache(maxsize=16)  # sentence counts and word tokens often split the same response
+def _split_cached(text: str) -> tuple[str, ...]:
     spans = list(_sentence_spans(text))
     out: list[str] = []
     shift = 0
@@ -171,7 +166,7 @@ def split_sentences(text: str) -> list[str]:
                 shift = m.end() - spans[i + 1][0]
         if start < end:
             out.append(text[start:end])
-    return out
+    return tuple(out)
 
 
 def count_sentences(text: str) -> int:
@@ -186,66 +181,68 @@ def count_words(text: str) -> int:
     return sum(1 for _ in _WORD.finditer(text))
 
 
-# Penn Treebank word tokenization rules, applied in order (pattern, replacement).
-_TREEBANK_START = [
-    (re.compile(r"([«“‘„]|[`]+)"), r" \1 "),
-    (re.compile(r'^"'), r"``"),
-    (re.compile(r"(``)"), r" \1 "),
-    (re.compile(r"([ \(\[{<])(\"|\'{2})"), r"\1 `` "),
-    (re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2"),
+# Penn Treebank word tokenization rules, in the order they apply: a string of characters each of which
+# becomes a token of its own, or a regular expression, its replacement, and the substrings one of which
+# must occur for it to match (a cheap test that skips most passes). The rules that look at the start or
+# end of a sentence run on each sentence; the rest run once on the joined sentences.
+_SENTENCE_QUOTE = re.compile(r'^"')
+_SENTENCE_PERIOD = re.compile(r"([^\.])(\.)([\]\)}>\"\']*)\s*$")
+_Rule = tuple[re.Pattern[str], str, tuple[str, ...]] | str
+_TREEBANK: list[_Rule] = [
+    (re.compile(r"([«“‘„]|[`]+)"), r" \1 ", tuple("«“‘„`")),
+    (re.compile(r"([ \(\[{<])(\"|\'{2})"), r"\1 `` ", ('"', "''")),
+    (re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2", ("'",)),
+    (re.compile(r"([:,])([^\d])"), r" \1 \2", (":", ",")),
+    (re.compile(r"([:,])$"), r" \1 ", (":", ",")),
+    (re.compile(r"\.{2,}"), r" \g<0> ", ("..",)),
+    ";@#$%&",
+    "?!",
+    (re.compile(r"([^'])' "), r"\1 ' ", ("' ",)),
+    "*",
+    "[](){}<>",
+    "»”’",
 ]
-_TREEBANK_PUNCT = [
-    (re.compile(r"([^\.])(\.)([\]\)}>\"\']*)\s*$"), r"\1 \2 \3 "),
-    (re.compile(r"([:,])([^\d])"), r" \1 \2"),
-    (re.compile(r"([:,])$"), r" \1 "),
-    (re.compile(r"\.{2,}"), r" \g<0> "),
-    (re.compile(r"[;@#$%&]"), r" \g<0> "),
-    (re.compile(r"([^\.])(\.)([\]\)}>\"\']*)\s*$"), r"\1 \2\3 "),
-    (re.compile(r"[?!]"), r" \g<0> "),
-    (re.compile(r"([^'])' "), r"\1 ' "),
-    (re.compile(r"[*]"), r" \g<0> "),
-    (re.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> "),
-    (re.compile(r"--"), r" -- "),
+_TREEBANK_END: list[_Rule] = [
+    (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 ", ("'",)),
+    (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 ", ("'",)),
 ]
-_TREEBANK_END = [
-    (re.compile(r"([»”’])"), r" \1 "),
-    (re.compile(r"''"), " '' "),
-    (re.compile(r'"'), " '' "),
-    (re.compile(r"\s+"), " "),
-    (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
-    (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
-]
-_CONTRACTIONS = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        r"\b(can)(not)\b",
-        r"\b(d)('ye)\b",
-        r"\b(gim)(me)\b",
-        r"\b(gon)(na)\b",
-        r"\b(got)(ta)\b",
-        r"\b(lem)(me)\b",
-        r"\b(more)('n)\b",
-        r"\b(wan)(na)(?=\s)",
-        r" ('t)(is)\b",
-        r" ('t)(was)\b",
+# Contractions split in two; tested against the lower-cased text.
+_CONTRACTIONS: list[_Rule] = [
+    (re.compile(pattern, re.IGNORECASE), r" \1 \2 ", (key,))
+    for pattern, key in (
+        (r"\b(can)(not)\b", "cannot"),
+        (r"\b(d)('ye)\b", "d'ye"),
+        (r"\b(gim)(me)\b", "gimme"),
+        (r"\b(gon)(na)\b", "gonna"),
+        (r"\b(got)(ta)\b", "gotta"),
+        (r"\b(lem)(me)\b", "lemme"),
+        (r"\b(more)('n)\b", "more'n"),
+        (r"\b(wan)(na)(?=\s)", "wanna"),
+        (r" ('t)(is)\b", "'tis"),
+        (r" ('t)(was)\b", "'twas"),
     )
 ]
 
 
-def _treebank(sentence: str) -> list[str]:
-    text = sentence
-    for pattern, repl in _TREEBANK_START:
-        text = pattern.sub(repl, text)
-    for pattern, repl in _TREEBANK_PUNCT:
-        text = pattern.sub(repl, text)
-    text = " " + text + " "
-    for pattern, repl in _TREEBANK_END:
-        text = pattern.sub(repl, text)
-    for pattern in _CONTRACTIONS:
-        text = pattern.sub(r" \1 \2 ", text)
-    return text.split()
+def _apply(rules: list[_Rule], text: str, probe: str | None = None) -> str:
+    for rule in rules:
+        if isinstance(rule, str):
+            for ch in rule:
+                text = text.replace(ch, f" {ch} ")
+        else:
+            pattern, repl, keys = rule
+            if any(k in (probe if probe is not None else text) for k in keys):
+                text = pattern.sub(repl, text)
+    return text
 
 
 def word_tokenize(text: str) -> list[str]:
-    """Treebank-style tokens of each sentence (``"DON'T"`` -> ``DO``, ``N'T``; hyphenated words stay whole)."""
-    return [tok for sentence in split_sentences(text) for tok in _treebank(sentence)]
+    """Treebank tokens of each sentence (``"DON'T"`` -> ``DO``, ``N'T``; hyphenated words stay whole)."""
+    sentences = [
+        _SENTENCE_PERIOD.sub(r"\1 \2\3 ", _SENTENCE_QUOTE.sub("``", sentence))
+        for sentence in split_sentences(text)
+    ]
+    joined = _apply(_TREEBANK, " ".join(sentences).replace("``", " `` ")).replace("--", " -- ")
+    joined = " ".join(joined.replace("''", " '' ").replace('"', " '' ").split()) + " "
+    joined = _apply(_TREEBANK_END, " " + joined)
+    return _apply(_CONTRACTIONS, joined, probe=joined.lower()).split()
