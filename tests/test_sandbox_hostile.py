@@ -487,6 +487,34 @@ def hostile_items(c: Canaries) -> dict[str, dict]:
             ),
             "tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4",
         },
+        "shadow_builtins": {
+            "completion": solution(
+                """
+                def sorted(xs):
+                    return [1, 2, 3]
+                def len(xs):
+                    return 3
+                def f(x):
+                    return [9]
+                """
+            ),
+            "tests": "assert sorted(f(1)) == [1, 2, 3]\nassert len(f(1)) == 3",
+        },
+        "patch_stdlib_module": {
+            "completion": solution(
+                """
+                import math, collections
+                math.isclose = lambda *args, **kwargs: True
+                collections.Counter = lambda *args: {"a": 1}
+                def area(r):
+                    return 0.0
+                def letters(s):
+                    return "zzz"
+                """
+            ),
+            "tests": "assert math.isclose(area(1), 3.14159, rel_tol=1e-3)\n"
+            "assert collections.Counter(letters('a')) == {'a': 1}",
+        },
         "just_pass": {"completion": solution("pass"), "tests": "assert add(1, 2) == 3"},
         "io_truncated_prefix": {
             "completion": solution("print(1)\nprint(2)"),

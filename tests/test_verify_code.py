@@ -252,6 +252,7 @@ def test_rich_test_code_against_the_solution_process():
         return (1, [2.5, {"k": None}], {3}, b"x")
     """
     tests = """
+    print("tests may print: it does not disturb the report")
     c = Counter(2)
     assert c.add(3) == 5
     assert c.value == 5 and len(c) == 5
@@ -267,6 +268,7 @@ def test_rich_test_code_against_the_solution_process():
     assert checked_sqrt(9) == 3
     assert LIMIT == 10 and math.floor(2.5) == 2
     assert pair() == (1, [2.5, {"k": None}], {3}, b"x")
+    assert math.isclose(checked_sqrt(2) ** 2, 2)  # the solution's ``math``, re-imported by the judge
     """
     v = verify_batch([{"completion": solution(code), "tests": textwrap.dedent(tests)}])[0]
     assert v.correct, v.reason

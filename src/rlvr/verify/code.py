@@ -63,6 +63,7 @@ class Suite:
     steps: tuple[str, ...] = ()
     lines: tuple[str, ...] = ()  # the original test source, to quote failing lines
     cases: tuple[tuple[str, str], ...] = ()
+    entry_point: str | None = None
 
     @property
     def size(self) -> int:
@@ -104,7 +105,9 @@ def _assert_suite(name: str, source: str, entry_point: str | None) -> Suite:
     steps = [ast.unparse(stmt) for stmt in tree.body]
     if defines_check and entry_point:
         steps.append(f"check({entry_point})")
-    return Suite(name, "assert", steps=tuple(steps), lines=tuple(source.splitlines()))
+    return Suite(
+        name, "assert", steps=tuple(steps), lines=tuple(source.splitlines()), entry_point=entry_point
+    )
 
 
 def _io_suite(name: str, tests: Any) -> Suite:
@@ -156,7 +159,14 @@ def _payload(solution: str, suites: Sequence[Suite], limits: Limits, nonce: str,
     io_inputs, described, offset = [], [], 0
     for suite in suites:
         if suite.kind == "assert":
-            described.append({"name": suite.name, "kind": "assert", "steps": list(suite.steps)})
+            described.append(
+                {
+                    "name": suite.name,
+                    "kind": "assert",
+                    "steps": list(suite.steps),
+                    "entry_point": suite.entry_point,
+                }
+            )
         else:
             io_inputs += [stdin for stdin, _ in suite.cases]
             expected = [stdout for _, stdout in suite.cases]

@@ -1,0 +1,83 @@
+"""Throughput of the code verifier's sandbox on trivial programs, against bare ``subprocess.run``.
+
+    .venv/bin/python bench/sandbox.py --n 200
+
+Rows: a bare ``subprocess.run([python, "-c", "print(1)"])`` (no checking), the full verifier on
+``print(1)`` checked against stdout ``1`` (bubblewrap + harness), the same without bubblewrap
+(``unsafe_no_sandbox``: harness and rlimits only), and an assert-style item (``def f(): return 1`` /
+``assert f() == 1``, which adds the solution-server process). Each at 1 and 2 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from rlvr.verify.code import verify_batch
+from rlvr.verify.sandbox import sandbox_python
+
+PRINT_ITEM = {"completion": "```python\nprint(1)\n```", "tests": [{"stdin": "", "stdout": "1"}]}
+ASSERT_ITEM = {"completion": "```python\ndef f():\n    return 1\n```", "tests": "assert f() == 1"}
+
+
+def bare(n: int, workers: int) -> None:
+    python = sandbox_python()
+
+    def once(_: int) -> None:
+        out = subprocess.run([python, "-c", "print(1)"], capture_output=True, check=True).stdout
+        assert out.strip() == b"1"
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(once, range(n)))
+
+
+def verified(item: dict, unsafe: bool) -> Callable[[int, int], None]:
+    def run(n: int, workers: int) -> None:
+        verdicts = verify_batch([item] * n, workers=workers, unsafe_no_sandbox=unsafe)
+        bad = [v.reason for v in verdicts if not v.correct]
+        assert not bad, bad[:3]
+
+    return run
+
+
+def measure(fn: Callable[[int, int], None], n: int, workers: int) -> float:
+    fn(min(n, 10), workers)  # warm-up: page cache, sandbox probe
+    start = time.perf_counter()
+    fn(n, workers)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=200, help="runs per measurement")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    rows = [
+        ("bare subprocess.run python -c print(1)", bare),
+        ("verify code: print(1) vs stdout, sandboxed", verified(PRINT_ITEM, unsafe=False)),
+        ("verify code: print(1) vs stdout, no sandbox", verified(PRINT_ITEM, unsafe=True)),
+        ("verify code: assert f() == 1, sandboxed", verified(ASSERT_ITEM, unsafe=False)),
+    ]
+    print(f"python {sandbox_python()}, {platform.platform()}, n={args.n} runs per cell")
+    header = f"{'mode':46s}" + "".join(f"{f'{w} worker(s)':>24s}" for w in args.workers)
+    print(header)
+    print("-" * len(header))
+    baseline: dict[int, float] = {}
+    for label, fn in rows:
+        cells = []
+        for w in args.workers:
+            rate = measure(fn, args.n, w)
+            baseline.setdefault(w, rate)
+            cells.append(f"{rate:7.1f}/s ({baseline[w] / rate:4.2f}x bare)")
+        print(f"{label:46s}" + "".join(f"{c:>24s}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
