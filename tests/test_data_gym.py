@@ -110,3 +110,20 @@ def test_spray_audit_reports_partial_credit():
     (row,) = spray_audit(["chain_sum"], n=6, seed=1)
     assert row["dataset"] == "chain_sum" and row["n"] == 6
     assert row["default_mean"] > 0 and row["default_paid_share"] == 1.0 and row["strict_mean"] == 0.0
+
+
+def test_slow_scorer_is_a_timeout_verdict(monkeypatch):
+    import time
+
+    from reasoning_gym.factory import DATASETS
+
+    from rlvr.verify.pool import _default_start_method
+
+    if _default_start_method() != "fork":
+        pytest.skip("workers do not inherit the patched scorer without fork")
+    (s,) = load_task("gym:lcm", n=1, seed=3)
+    monkeypatch.setattr(DATASETS["lcm"][0], "score_answer", lambda self, answer, entry: time.sleep(30))
+    slow, fast = verify_batch(
+        items(s, "<answer>0</answer>", f"<answer>{s.gold['answer']}</answer>"), timeout=0.75
+    )
+    assert slow.status == "timeout" and fast.correct

@@ -25,12 +25,15 @@ levels, seed, size, index), since entries may hold objects that JSON cannot carr
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import hashlib
 import json
+import os
 import random
 import re
+import threading
 import time
 from typing import Any
 
@@ -249,6 +252,37 @@ def grade(item: dict[str, Any]) -> Verdict:
     return verdict(0.0, "incorrect", "wrong answer", extracted)
 
 
+_pool = None
+_pool_key: tuple[int, float] | None = None
+_pool_pid = 0  # a forked child must not use its parent's workers
+_pool_lock = threading.Lock()
+
+
+def _close_pool() -> None:
+    global _pool, _pool_key
+    if _pool is not None and _pool_pid == os.getpid():
+        _pool.close()
+    _pool, _pool_key = None, None
+
+
+atexit.register(_close_pool)
+
+
+def _get_pool(workers: int, timeout: float):
+    """One pool per process, kept between calls (a trainer grades every step; workers keep their
+    imported reasoning-gym and built datasets); rebuilt when the settings change."""
+    global _pool, _pool_key, _pool_pid
+    from rlvr.verify.pool import WorkerPool
+
+    if _pool_pid != os.getpid():
+        _pool, _pool_key = None, None
+    if _pool is None or _pool_key != (workers, timeout):
+        _close_pool()
+        _pool = WorkerPool(grade, workers=workers, timeout=timeout, memory_mb=2048)
+        _pool_key, _pool_pid = (workers, timeout), os.getpid()
+    return _pool
+
+
 def verify_batch(
     items: list[dict[str, Any]], *, workers: int = 2, timeout: float = 10.0, **options: Any
 ) -> list[Verdict]:
@@ -256,16 +290,17 @@ def verify_batch(
 
     Options meant for other verifiers are ignored.
     """
-    if workers == 0:
+    if workers == 0 or not items:
         return [grade(item) for item in items]
-    from rlvr.verify.pool import ErrorMarker, TimeoutMarker, run_with_timeouts
+    from rlvr.verify.pool import ErrorMarker, TimeoutMarker
 
-    for key in {_dataset_key(item) for item in items}:  # build once here; forked workers inherit them
+    for key in {_dataset_key(item) for item in items}:  # built here, inherited by workers forked later
         try:
             _cached_dataset(key)
         except Exception:
             pass  # the worker reports it as an error verdict
-    results = run_with_timeouts(grade, items, workers=workers, timeout=timeout)
+    with _pool_lock:
+        results = _get_pool(workers, float(timeout)).map(items)
     out = []
     for r in results:
         if isinstance(r, TimeoutMarker):
