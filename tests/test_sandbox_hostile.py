@@ -487,6 +487,18 @@ def hostile_items(c: Canaries) -> dict[str, dict]:
             ),
             "tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4",
         },
+        "ptrace_the_judge": {
+            "completion": solution(
+                """
+                import ctypes, os
+                def attach():
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+                    return libc.ptrace(16, os.getppid(), None, None)  # PTRACE_ATTACH: 0 on success
+                """
+            ),
+            "tests": "assert attach() == 0",
+        },
         "shadow_builtins": {
             "completion": solution(
                 """

@@ -15,8 +15,9 @@ Trust model. This process, the *judge*, never executes solution code. The soluti
 Everything the solution could use to fake a pass lives only in the judge, and reaches it only after the
 children have been forked: the expected outputs, the test code and the per-run nonce are read from stdin
 in a second frame, after the first frame (solution and case inputs) has been served. Children close
-stdin and the report channel (fd 1) before any solution code runs, and the sandbox has no ``/proc``
-through which they could reopen them.
+stdin and the report channel before any solution code runs, the sandbox has no ``/proc`` through which
+they could reopen them, and the judge is made non-dumpable so that they cannot ptrace it or read its
+memory.
 
 Protocol (stdin): two frames, each an 8-byte little-endian length and a ``marshal`` payload.
   frame 1: {"solution": str, "io_inputs": [str], "rpc": bool, "rlimits": {name: int}, "output_limit": int}
@@ -36,6 +37,7 @@ import sys
 MAX_FRAME = 256 << 20
 MESSAGE_CHARS = 400
 MAX_ITER_ITEMS = 100_000
+PR_SET_DUMPABLE = 4
 # Modules (and their functions and classes) that tests get from the judge's own import when the solution
 # imported them: a solution cannot patch ``math.isclose`` or ``collections.Counter`` for the tests.
 TRUSTED_MODULES = frozenset(
@@ -293,13 +295,12 @@ class Server:
         self.names = {}
         try:
             reply = read_frame(self.r)
-        except (EOFError, ValueError):
+            if reply[0] == "error":
+                self.dead = "the solution failed to load: " + str(reply[1])
+            else:
+                self.names = {str(name): self.decode(r, name) for name, r in reply[1].items()}
+        except Exception:  # closed, cut short or garbled by the solution
             self.dead = "the solution process died or broke its pipe while loading"
-            return
-        if reply[0] == "error":
-            self.dead = "the solution failed to load: " + reply[1]
-        else:
-            self.names = {name: self.decode(r, name) for name, r in reply[1].items()}
 
     def request(self, op, ref, attr, args, kwargs, label):
         if self.dead:
@@ -307,7 +308,7 @@ class Server:
         try:
             write_frame(self.w, (op, ref, attr, encode_args(args), kwargs))
             reply = read_frame(self.r)
-        except (EOFError, OSError, ValueError):
+        except Exception:
             self.dead = "the solution process died or broke its pipe during " + label
             raise SolutionError(self.dead) from None
         if reply[0] == "raise":
@@ -488,12 +489,21 @@ def set_rlimits(rlimits):
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
+def make_undumpable():
+    """Forbid ptrace, process_vm_readv and pidfd_getfd on the judge: children run as the same uid."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     report_fd = os.dup(1)  # the report channel; anything the tests print goes to stderr instead
     os.dup2(2, 1)
     setup = read_frame(0)
     set_rlimits(setup["rlimits"])
+    make_undumpable()
     code, limit = setup["solution"], setup["output_limit"]
     outcomes = [run_program(code, text, limit) for text in setup["io_inputs"]]
     server = Server(code) if setup["rpc"] else None

@@ -197,8 +197,10 @@ def _read_report(result: RunResult, nonce: str, suites: Sequence[Suite]) -> list
         raise ValueError("the harness report has the wrong number of suites")
     out = []
     for suite, entry in zip(suites, got, strict=True):
-        results = entry.get("results") if isinstance(entry, dict) else None
-        if entry.get("name") != suite.name or not isinstance(results, list) or len(results) != suite.size:
+        if not isinstance(entry, dict) or entry.get("name") != suite.name:
+            raise ValueError("the harness report names the wrong suites")
+        results = entry.get("results")
+        if not isinstance(results, list) or len(results) != suite.size:
             raise ValueError(f"the harness report for the {suite.name} tests is incomplete")
         if not all(isinstance(r, tuple) and len(r) == 2 and isinstance(r[0], bool) for r in results):
             raise ValueError(f"the harness report for the {suite.name} tests is malformed")
