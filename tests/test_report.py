@@ -80,22 +80,37 @@ def _eval_dir(path: Path, seed=0) -> Path:
     return path
 
 
+def _block(k, n):
+    from rlvr.eval.stats import wilson_interval
+
+    return {"accuracy": k / n, "n": n, "correct": k, "ci95": list(wilson_interval(k, n))}
+
+
 def _run_dir(path: Path) -> Path:
-    write_jsonl(path / "log.jsonl", _log(60, 0.4, 0))
+    """A folder laid out as `rlvr demo --control` writes it."""
+    write_jsonl(path / "train" / "log.jsonl", _log(60, 0.4, 0))
     write_jsonl(path / "control" / "log.jsonl", _log(60, 0.02, 1))
     atomic_write_json(
-        path / "manifest.json",
+        path / "train" / "manifest.json",
         {"command": ["rlvr", "demo", HOSTILE], "config": {"lr": 1e-6}, "git_commit": "abc", "created": "now"},
     )
+    paired = {"delta": 0.22, "ci95": [0.15, 0.29], "p_value": 1e-5, "improved": 70, "regressed": 4}
     atomic_write_json(
         path / "summary.json",
         {
-            "before": {"accuracy": 0.30, "accuracy_ci95": [0.25, 0.35]},
-            "after": {"accuracy": 0.52, "n_samples": 300, "n_correct": 156},
-            "control": {"accuracy": 0.31, "accuracy_ci95": [0.26, 0.36]},
-            "paired": {"mcnemar_p": 1e-5, "difference": 0.22},
+            "model": "smollm2",
+            "before": _block(90, 300),
+            "after": _block(156, 300),
+            "paired": paired,
+            "control": {
+                "rewards": "Bernoulli",
+                "after": _block(93, 300),
+                "paired": {**paired, "p_value": 0.8},
+            },
         },
     )
+    for name, seed in (("eval_before", 1), ("eval_after", 2), ("eval_control", 3)):
+        _eval_dir(path / name, seed=seed)
     return path
 
 
@@ -120,14 +135,15 @@ def _assert_offline(page: str) -> None:
 
 def test_report_run_dir_with_control(tmp_path):
     run = _run_dir(tmp_path / "run")
-    _eval_dir(run / "eval_after")
     out = build_report(run)
     page = out.read_text()
     assert out == run / "report.html"
     for title in (
         "Training curves",
         "Accuracy with 95% intervals",
-        "Paired before/after comparison",
+        "Paired comparison on the same problems",
+        "after random rewards (control)",
+        "control vs before",
         "Reward-hacking audits",
         "pass@k",
         "Robustness per family",
@@ -138,6 +154,8 @@ def test_report_run_dir_with_control(tmp_path):
     _assert_offline(page)
     audit = json.loads((run / "audit.json").read_text())
     assert audit["audits"]["control"]["figures"]["train_accuracy"]["control_gain"] < 0.1
+    assert [Path(f).parent.name for f in audit["sources"]["completions"]] == ["eval_after"]
+    assert audit["sources"]["log"].endswith("train/log.jsonl")
     assert "Real run against the random-reward control" in page
     assert "no contamination.json" in page  # empty section: a one-line note, no image
 
@@ -204,7 +222,6 @@ def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh --with-chromium)")
 def test_report_renders_in_headless_chromium(tmp_path):
     run = _run_dir(tmp_path / "run")
-    _eval_dir(run / "eval_after")
     out = build_report(run)
     url = out.resolve().as_uri()
 

@@ -463,17 +463,30 @@ def normalize_row(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def completion_files(path: Path) -> list[Path]:
-    """Files of completions in a run or eval folder: samples.jsonl and rollouts*.jsonl, here and one level down."""
-    found = []
-    for pattern in (
-        "samples.jsonl",
-        "rollouts*.jsonl",
-        "*/samples.jsonl",
-        "*/rollouts*.jsonl",
-        "rollouts/*.jsonl",
-    ):
-        found += sorted(p for p in path.glob(pattern) if p.is_file() and "control" not in p.parent.name)
-    return list(dict.fromkeys(found))
+    """The completions of the policy a folder is about.
+
+    ``samples.jsonl`` / ``rollouts*.jsonl`` in the folder itself; otherwise those of its sub-folders,
+    leaving out the ones named for the untrained model or the control (``*before*``, ``*control*``),
+    so that the audits of a demo folder read its after-training evaluation.
+    """
+    here = [
+        p
+        for pattern in ("samples.jsonl", "rollouts*.jsonl", "rollouts/*.jsonl")
+        for p in sorted(path.glob(pattern))
+    ]
+    if here:
+        return here
+    subs = [p for pattern in ("*/samples.jsonl", "*/rollouts*.jsonl") for p in sorted(path.glob(pattern))]
+    return [p for p in subs if not any(w in p.parent.name for w in ("before", "control"))]
+
+
+def find_log(path: Path) -> Path:
+    """The training log of a run folder (``log.jsonl``) or of a demo folder (``train/log.jsonl``)."""
+    return (
+        path / "log.jsonl"
+        if (path / "log.jsonl").exists() or not (path / "train").is_dir()
+        else path / "train" / "log.jsonl"
+    )
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -499,7 +512,8 @@ def audit_dir(path: str | Path, control: str | Path | None = None, write: bool =
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: not a folder")
-    log = read_log(path / "log.jsonl")
+    log_path = find_log(path)
+    log = read_log(log_path)
     control_dir = Path(control) if control is not None else path / "control"
     if control is not None and not control_dir.is_dir():
         raise FileNotFoundError(f"{control_dir}: not a folder")
@@ -519,7 +533,7 @@ def audit_dir(path: str | Path, control: str | Path | None = None, write: bool =
     result = {
         "path": str(path),
         "sources": {
-            "log": str(path / "log.jsonl") if log else None,
+            "log": str(log_path) if log else None,
             "control_log": str(control_dir / "log.jsonl") if control_log else None,
             "completions": [str(f) for f in files],
             "n_completions": len(rows),

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rlvr.eval.audit import audit_dir, read_json, read_log
+from rlvr.eval.audit import audit_dir, find_log, read_json, read_log
 from rlvr.io import atomic_write_text
 
 MAX_VARIATIONS_PLOTTED = 40  # a family with more variations gets a table row but no plot
@@ -73,9 +73,9 @@ def load_run(path: str | Path, run_audit: bool = True) -> RunData:
         raise FileNotFoundError(f"{path}: not a folder")
     data = RunData(
         path=path,
-        log=read_log(path / "log.jsonl"),
+        log=read_log(find_log(path)),
         control_log=read_log(path / "control" / "log.jsonl"),
-        manifest=read_json(path / "manifest.json"),
+        manifest=read_json(find_log(path).parent / "manifest.json"),
         summary=read_json(path / "summary.json"),
         contamination=read_json(path / "contamination.json"),
     )
@@ -86,7 +86,7 @@ def load_run(path: str | Path, run_audit: bool = True) -> RunData:
         if is_eval_summary(s.get(key)):
             data.evals[key] = s[key]
     if not data.evals:
-        for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+        for sub in sorted((p for p in path.iterdir() if p.is_dir()), key=_eval_order):
             sub_summary = read_json(sub / "summary.json")
             if is_eval_summary(sub_summary):
                 data.evals[sub.name] = sub_summary
@@ -94,6 +94,13 @@ def load_run(path: str | Path, run_audit: bool = True) -> RunData:
     if data.audit is None and run_audit:
         data.audit = audit_dir(path)
     return data
+
+
+def _eval_order(folder: Path) -> tuple[int, str]:
+    """Sub-folder evals in reading order: before, after, others, control."""
+    name = folder.name
+    rank = 0 if "before" in name else 1 if "after" in name else 3 if "control" in name else 2
+    return rank, name
 
 
 # ----------------------------------------------------------------------------- sections
@@ -211,24 +218,42 @@ def _accuracy_of(d: Any) -> float | None:
     return None
 
 
+DEMO_LABELS = {"before": "before", "after": "after", "control": "after random rewards (control)"}
+
+
 def accuracy_entries(data: RunData) -> list[dict[str, Any]]:
+    """Bars of the accuracy figure: a demo summary's before/after/control, else each eval summary."""
     s = data.summary or {}
+    if "before" in s or "after" in s:
+        sources = {}
+        for key, label in DEMO_LABELS.items():
+            d = s.get(key)
+            if key == "control" and isinstance(d, dict) and isinstance(d.get("after"), dict):
+                d = d["after"]  # the control's held-out evaluation after training
+            sources[label] = d
+    else:
+        sources = data.evals
     entries = []
-    sources = (
-        {k: s.get(k) for k in ("before", "after", "control")} if "before" in s or "after" in s else data.evals
-    )
     for label, d in sources.items():
         acc = _accuracy_of(d)
         if acc is not None:
-            entries.append(
-                {
-                    "label": label,
-                    "accuracy": acc,
-                    "ci95": _interval_of(d),
-                    "n": d.get("n_samples", d.get("n")) if isinstance(d, dict) else None,
-                }
-            )
+            n = d.get("n_samples", d.get("n")) if isinstance(d, dict) else None
+            entries.append({"label": label, "accuracy": acc, "ci95": _interval_of(d), "n": n})
     return entries
+
+
+def paired_table(summary: dict[str, Any]) -> str:
+    """Paired comparisons of a demo summary (after vs before, control vs before), one row each."""
+    blocks = {"after vs before": summary.get("paired")}
+    control = summary.get("control")
+    if isinstance(control, dict):
+        blocks["control vs before"] = control.get("paired")
+    flat = {label: dict(flatten(b)) for label, b in blocks.items() if isinstance(b, dict) and b}
+    if not flat:
+        return ""
+    keys = list(dict.fromkeys(k for b in flat.values() for k in b))
+    rows = [[label, *[b.get(k) for k in keys]] for label, b in flat.items()]
+    return "<h3>Paired comparison on the same problems</h3>" + table(["comparison", *keys], rows)
 
 
 def accuracy_section(data: RunData) -> Section:
@@ -244,9 +269,7 @@ def accuracy_section(data: RunData) -> Section:
         ["", "accuracy", "95% interval", "samples"],
         [[e["label"], e["accuracy"], e["ci95"], e["n"]] for e in entries],
     )
-    paired = (data.summary or {}).get("paired")
-    if isinstance(paired, dict) and paired:
-        body += "<h3>Paired before/after comparison</h3>" + table(["statistic", "value"], flatten(paired))
+    body += paired_table(data.summary or {})
     sec.body = body
     return sec
 
