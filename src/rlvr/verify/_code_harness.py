@@ -1,4 +1,4 @@
-"""The test harness that runs inside the sandbox: ``python3 -S -I -c <this file's source>``.
+"""The test harness that runs inside the sandbox (``python3 -S -I``; rlvr sends it compiled, on stdin).
 
 It is a standalone script (standard library only, Python 3.9+, no ``site``) and is never imported by rlvr.
 
@@ -15,16 +15,20 @@ Trust model. This process, the *judge*, never executes solution code. The soluti
 Everything the solution could use to fake a pass lives only in the judge, and reaches it only after the
 children have been forked: the expected outputs, the test code and the per-run nonce are read from stdin
 in a second frame, after the first frame (solution and case inputs) has been served. Children close
-stdin and the report channel before any solution code runs, the sandbox has no ``/proc`` through which
-they could reopen them, and the judge is made non-dumpable so that they cannot ptrace it or read its
-memory.
+stdin and the report channel before any solution code runs, and the sandbox has no ``/proc`` through
+which they could reopen them. Before the tests are read, every process that stdin/stdout programs left
+behind is killed; a judge that keeps the solution server alive makes itself non-dumpable, so that the
+server cannot ptrace it or read its memory.
 
-Protocol (stdin): two frames, each an 8-byte little-endian length and a ``marshal`` payload.
-  frame 1: {"solution": str, "io_inputs": [str], "rpc": bool, "rlimits": {name: int}, "output_limit": int}
+Protocol (stdin): frames of an 8-byte little-endian length and a ``marshal`` payload. Frame 0 is this
+script's code object (read by a small bootstrap), then
+  frame 1: {"solution": str, "io_inputs": [str], "rpc": bool, "rlimits": {name: int}, "output_limit": int,
+            "sweep": bool (inside a pid namespace: may kill every other process)}
   frame 2: {"nonce": str, "suites": [suite]} where a suite is
            {"name": str, "kind": "assert", "steps": [source]} or
            {"name": str, "kind": "io", "offset": int, "expected": [str]}
-Report (fd 1, kept private: the tests' own prints go to stderr): ``repr({"nonce": ..., "suites": [{"name": ..., "results": [(passed, message), ...]}]})``.
+Report, on fd 1 (kept private: the tests' own prints go to stderr):
+  repr({"nonce": str, "suites": [{"name": str, "results": [(passed, message), ...]}]})
 """
 
 import _signal as signal  # the public ``signal`` module imports ``enum``: too slow for every run
@@ -503,10 +507,17 @@ def main():
     os.dup2(2, 1)
     setup = read_frame(0)
     set_rlimits(setup["rlimits"])
-    make_undumpable()
     code, limit = setup["solution"], setup["output_limit"]
     outcomes = [run_program(code, text, limit) for text in setup["io_inputs"]]
-    server = Server(code) if setup["rpc"] else None
+    if setup["sweep"]:  # alone in the sandbox's pid namespace: end any process a program left behind
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    server = None
+    if setup["rpc"] or not setup["sweep"]:  # untrusted processes may be alive while the tests run
+        make_undumpable()
+        server = Server(code) if setup["rpc"] else None
     tests = read_frame(0)  # only now: nothing forked above has seen the tests or the nonce
     os.close(0)
     report = {"nonce": tests["nonce"], "suites": []}

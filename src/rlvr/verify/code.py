@@ -22,14 +22,17 @@ import functools
 import marshal
 import re
 import secrets
+import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rlvr.records import Verdict
-from rlvr.verify.sandbox import Limits, RunResult, check_sandbox, harness_source, run_python
+from rlvr.verify.sandbox import Limits, RunResult, check_sandbox, run_python, sandbox_python
 
 __all__ = ["DEFAULT_TIMEOUT", "TestSpecError", "extract_code", "verify_batch", "verify_one"]
 
@@ -149,6 +152,38 @@ def parse_suite(name: str, tests: Any, entry_point: str | None = None) -> Suite:
 # ----------------------------------------------------------------------------------------------------
 # one run
 
+# The sandboxed interpreter reads the harness as a code object (frame 0 on stdin) and runs it: compiling
+# its source on every run would cost more than the rest of the start-up.
+_BOOTSTRAP = """\
+import marshal, os
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            raise EOFError("stdin closed")
+        data += chunk
+    return data
+exec(marshal.loads(read(int.from_bytes(read(8), "little"))))
+"""
+_COMPILE = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), '<rlvr-harness>', 'exec')))"
+_harness_lock = threading.Lock()
+_harness_code: dict[str, bytes] = {}
+
+
+def _harness_frame() -> bytes:
+    """``_code_harness.py`` compiled by the sandbox's interpreter (once per process), as frame 0."""
+    python = sandbox_python()
+    with _harness_lock:
+        if python not in _harness_code:
+            source = Path(__file__).with_name("_code_harness.py").read_bytes()
+            done = subprocess.run([python, "-S", "-I", "-c", _COMPILE], input=source, capture_output=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{python} cannot compile the code harness: {done.stderr.decode()[-500:]}")
+            _harness_code[python] = done.stdout
+    code = _harness_code[python]
+    return len(code).to_bytes(8, "little") + code
+
 
 def _frame(obj: Any) -> bytes:
     data = marshal.dumps(obj, 4)
@@ -178,8 +213,9 @@ def _payload(solution: str, suites: Sequence[Suite], limits: Limits, nonce: str,
         "rpc": any(s.kind == "assert" for s in suites),
         "rlimits": limits.rlimits(process_limit=sandbox),
         "output_limit": limits.output_bytes,
+        "sweep": sandbox,
     }
-    return _frame(setup) + _frame({"nonce": nonce, "suites": described})
+    return _harness_frame() + _frame(setup) + _frame({"nonce": nonce, "suites": described})
 
 
 def _read_report(result: RunResult, nonce: str, suites: Sequence[Suite]) -> list[list[tuple[bool, str]]]:
@@ -247,7 +283,7 @@ def verify_one(
     limits = limits or Limits(wall_seconds=timeout)
     nonce = secrets.token_hex(16)
     payload = _payload(code, suites, limits, nonce, sandbox=not unsafe_no_sandbox)
-    result = run_python(["-c", harness_source()], payload, limits, sandbox=not unsafe_no_sandbox)
+    result = run_python(["-c", _BOOTSTRAP], payload, limits, sandbox=not unsafe_no_sandbox)
     note = " (run WITHOUT the sandbox)" if unsafe_no_sandbox else ""
     if result.timed_out:
         return verdict(0.0, "timeout", f"exceeded the {limits.wall_seconds:g}s wall-clock limit{note}", code)

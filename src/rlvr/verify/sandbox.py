@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = [
     "Limits",
@@ -258,14 +257,3 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def harness_source() -> str:
-    """The in-sandbox harness script (``_code_harness.py``), passed to ``python -c``."""
-    global _HARNESS
-    if _HARNESS is None:
-        _HARNESS = (Path(__file__).with_name("_code_harness.py")).read_text(encoding="utf-8")
-    return _HARNESS
-
-
-_HARNESS: str | None = None
