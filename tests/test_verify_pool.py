@@ -95,3 +95,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="timeout"):
         WorkerPool(_pid, timeout=0)
     assert run_with_timeouts(_pid, [], workers=2) == []
+
+
+def _double(x):
+    return x * 2
+
+
+def test_large_items_and_results_do_not_deadlock():
+    # 30 kB items and 60 kB results, 8 per chunk: more than a socket buffer holds in either direction.
+    items = [str(i % 10) * 30_000 for i in range(60)]
+    out = run_with_timeouts(_double, items, workers=2, timeout=20, chunk_size=8)
+    assert out == [x * 2 for x in items]

@@ -22,6 +22,7 @@ from latex2sympy2_extended import latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 from latex2sympy2_extended.math_normalization import NormalizationConfig
 from sympy.parsing.sympy_parser import (
+    TokenError,
     convert_xor,
     implicit_multiplication_application,
     parse_expr,
@@ -59,8 +60,10 @@ _PLAIN_NAMES = {
     "oo": sympy.oo,
     "inf": sympy.oo,
 }
-_PLAIN_CHARS = re.compile(r"[0-9a-zA-Z+\-*/^()., ]+")
-_PLAIN_HINT = re.compile(r"\*\*|\*|\b(?:sqrt|exp|log|ln|sin|cos|tan|abs|pi)\b")
+_PLAIN_CHARS = re.compile(r"[0-9a-zA-Z+\-*/^(). ]+")
+_E_NOTATION = re.compile(r"\d[eE][+-]?\d")  # 1e999999999 would be read as a float literal
+_LATEX_CMD = re.compile(r"\\([a-zA-Z]+)")
+_LATEX_WORDS = {"pi": " pi ", "cdot": "*", "times": "*", "infty": " oo "}
 # What parse_expr's generated code may call (besides _PLAIN_NAMES and single-letter symbols).
 _SYMPY_CORE = {
     name: getattr(sympy, name)
@@ -73,21 +76,74 @@ class TooLarge(ValueError):
     """Evaluating the expression would produce a number with more than MAX_DIGITS digits."""
 
 
-def _parse_plain(s: str) -> sympy.Basic | None:
-    if "\\" in s or not _PLAIN_CHARS.fullmatch(s) or not _PLAIN_HINT.search(s):
+def _latex_to_plain(s: str) -> str | None:
+    """The simple arithmetic subset of LaTeX (``\\frac{}{}``, ``\\sqrt{}``, ``\\pi``, ``\\cdot``, ``^{}``) as
+    plain syntax for sympy's fast parser; None for anything else (left to latex2sympy2_extended)."""
+    out: list[str] = []
+    i, n = 0, len(s)
+    while i < n:
+        m = _LATEX_CMD.match(s, i)
+        if m and m.group(1) in ("frac", "sqrt"):
+            i = m.end()
+            args = []
+            for _ in range(2 if m.group(1) == "frac" else 1):
+                while i < n and s[i] == " ":
+                    i += 1
+                end = _closing_brace(s, i)
+                if end is None:
+                    return None  # \frac12 shorthand, \sqrt[3]{...}: not this subset
+                inner = _latex_to_plain(s[i + 1 : end])
+                if inner is None:
+                    return None
+                args.append(inner)
+                i = end + 1
+            out.append(f"(({args[0]})/({args[1]}))" if m.group(1) == "frac" else f"sqrt({args[0]})")
+        elif m and m.group(1) in _LATEX_WORDS:
+            out.append(_LATEX_WORDS[m.group(1)])
+            i = m.end()
+        elif s[i] == "\\":
+            return None
+        else:
+            out.append({"{": "(", "}": ")"}.get(s[i], s[i]))
+            i += 1
+    return "".join(out)
+
+
+def _closing_brace(s: str, i: int) -> int | None:
+    if i >= len(s) or s[i] != "{":
         return None
-    names = set(re.findall(r"[a-zA-Z]+", s))
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == "{":
+            depth += 1
+        elif s[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
+def _parse_plain(s: str) -> sympy.Basic | None:
+    """Parse arithmetic in plain syntax (``sqrt(2)/2``, ``2*x**2``) or the simple LaTeX subset with
+    sympy's parser, which is far faster than the LaTeX grammar. Only whitelisted names are allowed."""
+    plain = _latex_to_plain(s) if ("\\" in s or "{" in s) else s
+    if plain is None or not _PLAIN_CHARS.fullmatch(plain) or _E_NOTATION.search(plain):
+        return None
+    names = set(re.findall(r"[a-zA-Z]+", plain))
     if any(len(n) > 1 and n not in _PLAIN_NAMES for n in names):
         return None
     local = {n: sympy.Symbol(n.lower()) for n in names if len(n) == 1 and n not in _PLAIN_NAMES}
     local.update({k: v for k, v in _PLAIN_NAMES.items() if k in names})
-    return parse_expr(
-        s,
-        local_dict=local,
-        global_dict={"__builtins__": {}, **_SYMPY_CORE},
-        transformations=_TRANSFORMS,
-        evaluate=False,
-    )
+    try:
+        return parse_expr(
+            plain,
+            local_dict=local,
+            global_dict={"__builtins__": {}, **_SYMPY_CORE},
+            transformations=_TRANSFORMS,
+            evaluate=False,
+        )
+    except (SyntaxError, TypeError, ValueError, TokenError):
+        return None
 
 
 @lru_cache(maxsize=4096)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import threading
 import time
 from collections import deque
@@ -30,6 +31,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 __all__ = ["ErrorMarker", "TimeoutMarker", "WorkerPool", "run_with_timeouts"]
+
+_SAFE_SEND_BYTES = 16 * 1024  # far below a Unix socket's buffer
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def _worker_loop(conn: Connection, fn: Callable[[Any], Any], memory_mb: int | No
         _limit_memory(memory_mb)
     while True:
         try:
-            chunk = conn.recv()
+            chunk = pickle.loads(conn.recv_bytes())
         except (EOFError, KeyboardInterrupt):
             return
         if chunk is None:
@@ -102,7 +105,7 @@ class _Worker:
 
     def stop(self, grace: float = 1.0) -> None:
         try:
-            self.conn.send(None)
+            self.conn.send_bytes(pickle.dumps(None))
         except OSError:
             pass
         self.proc.join(grace)
@@ -195,10 +198,16 @@ class WorkerPool:
                     batch = [
                         pending.popleft() for _ in range(min(chunk, len(pending), depth - len(w.inflight)))
                     ]
+                    data = pickle.dumps([(i, items[i]) for i in batch])
+                    if w.inflight and len(data) > _SAFE_SEND_BYTES:
+                        # A busy worker may itself be blocked sending results; only a message that fits
+                        # in the socket buffer may go to it, or both ends could wait on each other.
+                        pending.extendleft(reversed(batch))
+                        continue
                     if not w.inflight:
                         w.started = now
                     w.inflight.extend(batch)
-                    w.conn.send([(i, items[i]) for i in batch])
+                    w.conn.send_bytes(data)
             busy = [w for w in self._workers if w.inflight]
             deadline = min(w.started for w in busy) + self.timeout
             ready = wait(
