@@ -182,6 +182,8 @@ def test_rejects_duplicate_ids_and_bad_counts():
     probs = _problems(2)
     with pytest.raises(ValueError, match="duplicate problem ids"):
         evaluate(FakeBackend(), probs + probs[:1], progress=False)
+    with pytest.raises(ValueError, match="no problems"):
+        evaluate(FakeBackend(), [], progress=False)
     with pytest.raises(ValueError, match="n must be"):
         evaluate(FakeBackend(), probs, n=0, progress=False)
 

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
                 timeout=timeout,
                 config=config,
             )
-        except DataError as e:
+        except (DataError, ValueError) as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
         _print_summary(console, out, len(rows))

@@ -57,6 +57,8 @@ def evaluate(
     from rlvr.models.base import SamplingParams
     from rlvr.verify import verify_samples
 
+    if not samples:
+        raise ValueError("no problems to evaluate")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if batch_size < 1:
