@@ -37,6 +37,8 @@ def test_gym_difficulty_follows_the_curriculum():
         load_task("gym:chain_sum", n=1, difficulty=99)
     with pytest.raises(KeyError, match="no curriculum attribute"):
         load_task("gym:chain_sum", n=1, curriculum={"bogus": 1})
+    with pytest.raises(ValueError, match="bad config option"):
+        load_task("gym:chain_sum", n=1, no_such_option=3)
     with pytest.raises(KeyError, match="unknown reasoning-gym dataset"):
         load_task("gym:not_a_dataset", n=1)
 

@@ -134,7 +134,10 @@ def load_gym(
     except TypeError as e:
         raise ValueError(f"gym:{name}: config options must be JSON values: {e}") from None
     draw_seed = split_seed(seed, split)
-    ds = build_dataset(name, config, draw_seed, size, difficulty, curriculum)
+    try:
+        ds = build_dataset(name, config, draw_seed, size, difficulty, curriculum)
+    except TypeError as e:  # an option the dataset's config does not have
+        raise ValueError(f"gym:{name}: bad config option: {e}") from None
     levels = [difficulty] if difficulty is not None else []
     levels += list((curriculum or {}).values())
     samples = []
