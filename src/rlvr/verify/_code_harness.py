@@ -23,7 +23,7 @@ server cannot ptrace it or read its memory.
 Protocol (stdin): frames of an 8-byte little-endian length and a ``marshal`` payload. Frame 0 is this
 script's code object (read by a small bootstrap), then
   frame 1: {"solution": str, "io_inputs": [str], "rpc": bool, "rlimits": {name: int}, "output_limit": int,
-            "sweep": bool (inside a pid namespace: may kill every other process)}
+            "sweep": bool (in the sandbox's pid namespace, kill leftover processes)}
   frame 2: {"nonce": str, "suites": [suite]} where a suite is
            {"name": str, "kind": "assert", "steps": [source]} or
            {"name": str, "kind": "io", "offset": int, "expected": [str]}
@@ -509,13 +509,16 @@ def main():
     set_rlimits(setup["rlimits"])
     code, limit = setup["solution"], setup["output_limit"]
     outcomes = [run_program(code, text, limit) for text in setup["io_inputs"]]
-    if setup["sweep"]:  # alone in the sandbox's pid namespace: end any process a program left behind
+    # In the sandbox's own pid namespace (bubblewrap's init is pid 1, the judge pid 2; never so on a
+    # host) end every process the programs left behind.
+    swept = setup["sweep"] and os.getpid() == 2 and os.getppid() == 1
+    if swept:
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
             pass
     server = None
-    if setup["rpc"] or not setup["sweep"]:  # untrusted processes may be alive while the tests run
+    if setup["rpc"] or not swept:  # untrusted processes may be alive while the tests run
         make_undumpable()
         server = Server(code) if setup["rpc"] else None
     tests = read_frame(0)  # only now: nothing forked above has seen the tests or the nonce
