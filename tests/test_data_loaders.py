@@ -221,6 +221,11 @@ def test_rlvr_roundtrip_and_format_override(tmp_path):
     samples = load_task("addition", n=3)
     path = jsonl(tmp_path, "saved.jsonl", [s.to_dict() for s in samples])
     assert load_task(str(path)) == samples
+    write_jsonl(path, [s.to_dict() for s in samples] + [samples[1].to_dict()])
+    with pytest.raises(
+        DataError, match=r"saved\.jsonl:4: duplicate sample id 'add-\d+-\d+' \(first at .*saved\.jsonl:2\)"
+    ):
+        load_task(str(path))
     with pytest.raises(DataError, match="unknown format"):
         load_task(str(path), format="nope")
     assert detect_format({"question": "q", "answer": "a"}) == "gsm8k"

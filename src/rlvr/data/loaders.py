@@ -481,6 +481,7 @@ def records_to_samples(
         raise DataError(f"{source}: unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     stem = id_prefix or Path(source).stem or "row"
     samples = []
+    seen: dict[str, str] = {}  # sample id -> location of its record
     for index, (location, rec) in enumerate(records):
         if format is None:
             format = detect_format(rec)
@@ -495,15 +496,12 @@ def records_to_samples(
             raise DataError(f"{location}: {format} record: {e}") from None
         except KeyError as e:
             raise DataError(f"{location}: {format} record: missing field {e}") from None
+        if sample.id in seen:
+            raise DataError(f"{location}: duplicate sample id {sample.id!r} (first at {seen[sample.id]})")
+        seen[sample.id] = location
         if format != "rlvr":  # rlvr rows round-trip unchanged
             sample.meta.setdefault("source", source)
         samples.append(sample)
-    seen: dict[str, int] = {}
-    for s in samples:
-        seen[s.id] = seen.get(s.id, 0) + 1
-    dupes = [i for i, c in seen.items() if c > 1]
-    if dupes:
-        raise DataError(f"{source}: duplicate sample id(s) {', '.join(dupes[:5])}")
     return samples
 
 
