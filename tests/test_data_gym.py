@@ -119,13 +119,13 @@ def test_slow_scorer_is_a_timeout_verdict(monkeypatch):
 
     from reasoning_gym.factory import DATASETS
 
-    from rlvr.verify.pool import _default_start_method
+    from rlvr.data.gym import grade, pool_verdicts
+    from rlvr.verify.pool import WorkerPool
 
-    if _default_start_method() != "fork":
-        pytest.skip("workers do not inherit the patched scorer without fork")
     (s,) = load_task("gym:lcm", n=1, seed=3)
     monkeypatch.setattr(DATASETS["lcm"][0], "score_answer", lambda self, answer, entry: time.sleep(30))
-    slow, fast = verify_batch(
-        items(s, "<answer>0</answer>", f"<answer>{s.gold['answer']}</answer>"), timeout=0.75
-    )
-    assert slow.status == "timeout" and fast.correct
+    # fork, so that the workers see the patched scorer
+    with WorkerPool(grade, workers=1, timeout=0.75, start_method="fork") as pool:
+        results = pool.map(items(s, "<answer>0</answer>", f"<answer>{s.gold['answer']}</answer>"))
+    slow, fast = pool_verdicts(results)
+    assert slow.status == "timeout" and slow.reward == 0.0 and fast.correct

@@ -295,15 +295,19 @@ def verify_batch(
     """
     if workers == 0 or not items:
         return [grade(item) for item in items]
-    from rlvr.verify.pool import ErrorMarker, TimeoutMarker
-
     for key in {_dataset_key(item) for item in items}:  # built here, inherited by workers forked later
         try:
             _cached_dataset(key)
         except Exception:
             pass  # the worker reports it as an error verdict
     with _pool_lock:
-        results = _get_pool(workers, float(timeout)).map(items)
+        return pool_verdicts(_get_pool(workers, float(timeout)).map(items))
+
+
+def pool_verdicts(results: list[Any]) -> list[Verdict]:
+    """Pool results as Verdicts: a TimeoutMarker becomes ``timeout``, an ErrorMarker ``error``."""
+    from rlvr.verify.pool import ErrorMarker, TimeoutMarker
+
     out = []
     for r in results:
         if isinstance(r, TimeoutMarker):
