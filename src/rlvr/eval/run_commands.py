@@ -93,7 +93,8 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for name, section in result["audits"].items():
             if not section.get("flags"):
-                table.add_row(name, "[green]ok[/green]", section.get("note", ""))
+                status = "[green]ok[/green]" if section.get("figures") else "[dim]no data[/dim]"
+                table.add_row(name, status, section.get("note", ""))
             for flag in section.get("flags", []):
                 table.add_row(name, f"[yellow]{flag['name']}[/yellow]", flag["explanation"])
         console.print(table)

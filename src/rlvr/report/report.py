@@ -122,7 +122,8 @@ def table(header: list[str], rows: list[list[Any]], raw: bool = False) -> str:
     """An HTML table; cells are formatted with ``fmt`` unless ``raw`` (already HTML)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c if raw else fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
