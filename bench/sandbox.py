@@ -11,6 +11,7 @@ Rows: a bare ``subprocess.run([python, "-c", "print(1)"])`` (no checking), the f
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import time
@@ -45,6 +46,7 @@ def verified(item: dict, unsafe: bool) -> Callable[[int, int], None]:
 
 
 def measure(fn: Callable[[int, int], None], n: int, workers: int) -> float:
+    """Runs per wall-clock second."""
     fn(min(n, 10), workers)  # warm-up: page cache, sandbox probe
     start = time.perf_counter()
     fn(n, workers)
@@ -65,8 +67,10 @@ def main() -> None:
         ("verify code: print(1) vs stdout, no sandbox", verified(PRINT_ITEM, unsafe=True)),
         ("verify code: assert f() == 1, sandboxed", verified(ASSERT_ITEM, unsafe=False)),
     ]
-    print(f"python {sandbox_python()}, {platform.platform()}, n={args.n} runs per cell")
-    header = f"{'mode':46s}" + "".join(f"{f'{w} worker(s)':>24s}" for w in args.workers)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {sandbox_python()}, {platform.platform()}, {os.cpu_count()} CPUs, load average {load}")
+    print(f"n={args.n} runs per cell; runs per second (time relative to bare subprocess.run)")
+    header = f"{'mode':46s}" + "".join(f"{f'{w} worker(s)':>22s}" for w in args.workers)
     print(header)
     print("-" * len(header))
     baseline: dict[int, float] = {}
@@ -75,8 +79,9 @@ def main() -> None:
         for w in args.workers:
             rate = measure(fn, args.n, w)
             baseline.setdefault(w, rate)
-            cells.append(f"{rate:7.1f}/s ({baseline[w] / rate:4.2f}x bare)")
-        print(f"{label:46s}" + "".join(f"{c:>24s}" for c in cells))
+            cells.append(f"{rate:6.1f}/s ({baseline[w] / rate:4.2f}x)")
+        print(f"{label:46s}" + "".join(f"{c:>22s}" for c in cells))
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
