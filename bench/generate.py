@@ -1,0 +1,97 @@
+"""Generation throughput of an rlvr backend: new tokens per second for a batch of chat prompts.
+
+    python bench/generate.py --model default --batch 16 --new-tokens 64 --dtype float32 bfloat16
+
+Every sequence is forced to run the full ``--new-tokens`` (EOS ignored) so runs are comparable.
+``--compare-hf`` also times ``model.generate`` from transformers on the same batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from rlvr.models import SamplingParams, load_backend
+
+PROMPTS = [
+    "What is 2+3?",
+    "Solve for x: 3x + 4 = 19.",
+    "Name three prime numbers larger than 10.",
+    "If a train travels 60 km in 45 minutes, what is its speed in km/h?",
+    "Write a Python function that reverses a string.",
+    "What is the derivative of x^3?",
+    "How many minutes are there in a day?",
+    "Is 91 a prime number? Explain briefly.",
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--batch", type=int, default=16, help="sequences decoded together")
+    ap.add_argument("--n", type=int, default=1, help="samples per prompt (prompts = batch / n)")
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up; the best is kept")
+    ap.add_argument("--compare-hf", action="store_true", help="also time transformers' model.generate")
+    args = ap.parse_args()
+    if args.batch % args.n:
+        ap.error("--batch must be a multiple of --n")
+
+    results = []
+    for dtype in args.dtype:
+        backend = load_backend(args.model, dtype=dtype, seed=0)
+        backend.eos_token_ids = set()  # decode the full length every time
+        n_prompts = args.batch // args.n
+        prompts = [[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}] for i in range(n_prompts)]
+        params = SamplingParams(n=args.n, temperature=1.0, max_new_tokens=args.new_tokens, seed=0)
+
+        def rlvr_run(prompts=prompts, params=params, backend=backend) -> int:
+            return sum(len(g.completion_ids) for g in backend.generate(prompts, params))
+
+        row = {"model": backend.name, "dtype": dtype, "batch": args.batch, "n": args.n}
+        row["rlvr_tok_s"] = _best_rate(rlvr_run, args.repeats)
+        if args.compare_hf:
+            row["hf_generate_tok_s"] = _best_rate(
+                lambda b=backend, p=prompts: _hf_generate(b, p, args), args.repeats
+            )
+        row["threads"] = torch.get_num_threads()
+        results.append(row)
+        print(json.dumps(row), flush=True)
+
+
+def _best_rate(fn, repeats: int) -> float:
+    fn()  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        tokens = fn()
+        best = max(best, tokens / (time.perf_counter() - t))
+    return round(best, 1)
+
+
+@torch.inference_mode()
+def _hf_generate(backend, prompts, args) -> int:
+    tok = backend.tokenizer
+    tok.padding_side = "left"
+    texts = [backend.apply_chat_template(p) for p in prompts]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    out = backend.model.generate(
+        **enc,
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        max_new_tokens=args.new_tokens,
+        min_new_tokens=args.new_tokens,
+        num_return_sequences=args.n,
+        pad_token_id=backend.pad_token_id,
+    )
+    return (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
+
+
+if __name__ == "__main__":
+    main()
