@@ -237,3 +237,13 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 50_000  # a blank page is a few kB
+
+
+def test_report_single_sample_families_are_not_plotted(tmp_path):
+    rows = [dict(r, variation_id=r["problem_id"]) for r in _rows(n_problems=6, n=1)]
+    write_jsonl(tmp_path / "samples.jsonl", rows)
+    atomic_write_json(tmp_path / "summary.json", summarize(rows))
+    page = render(load_run(tmp_path))
+    assert "one sample per variation" in page
+    assert 'alt="family fam0"' not in page
+    assert "needs an eval with several samples per problem" in page

@@ -86,6 +86,8 @@ def training_curves(log: Sequence[dict[str, Any]], control_log: Sequence[dict[st
                 linewidth=1.8,
                 label=name,
                 linestyle="--" if run is control_log else "-",
+                marker="o" if len(ys) <= 20 else None,
+                markersize=3,
             )
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("step", fontsize=8)

@@ -337,7 +337,7 @@ def robustness_section(data: RunData) -> Section:
         sec.note = "no task families in the evaluated samples"
         return sec
     families = list(dict.fromkeys(f for fams in per_eval.values() for f in fams))
-    rows, plots, skipped = [], [], []
+    rows, plots, skipped, single = [], [], [], []
     for fam in families:
         for label, fams in per_eval.items():
             f = fams.get(fam)
@@ -357,6 +357,12 @@ def robustness_section(data: RunData) -> Section:
                 ]
             )
         n_vars = max(len(fams[fam]["variations"]) for fams in per_eval.values() if fam in fams)
+        n_per_var = max(
+            v["n"] for fams in per_eval.values() if fam in fams for v in fams[fam]["variations"].values()
+        )
+        if n_per_var < 2:
+            single.append(fam)
+            continue
         if n_vars > MAX_VARIATIONS_PLOTTED or len(plots) >= MAX_FAMILIES_PLOTTED:
             skipped.append(fam)
             continue
@@ -392,6 +398,11 @@ def robustness_section(data: RunData) -> Section:
                 body += f"<details><summary>{esc(fam)} ({esc(label)}): rate per variation</summary>"
                 body += table(["variation", "correct", "samples", "rate", "95% Wilson interval"], var_rows)
                 body += "</details>"
+    if single:
+        body += (
+            '<p class="note">not plotted (one sample per variation, so each rate is 0 or 1; evaluate with '
+            f"--samples N for per-variation rates): {esc(', '.join(single))}</p>"
+        )
     if skipped:
         body += (
             f'<p class="note">not plotted (more than {MAX_VARIATIONS_PLOTTED} variations or too many '
