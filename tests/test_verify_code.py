@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import textwrap
 
@@ -305,6 +306,52 @@ def test_cli_verify_code(tmp_path):
         ("b", "incorrect"),
         ("c", "unparsable"),
     ]
+
+
+@needs_sandbox
+def test_sandbox_environment():
+    probe = textwrap.dedent(
+        """
+        import os, socket
+        print(sorted(os.listdir("/")))
+        print(sorted(os.environ))
+        print(os.getcwd(), os.path.exists("/etc/passwd"), os.path.exists("/proc/self"))
+        try:
+            socket.create_connection(("1.1.1.1", 80), timeout=1)
+            print("online")
+        except OSError:
+            print("offline")
+        try:
+            with open("/tmp/big", "wb") as fh:
+                fh.write(b"0" * (8 << 20))
+            print("wrote 8 MiB")
+        except OSError as e:
+            print("write failed", e.errno)
+        """
+    )
+    limits = sandbox.Limits(wall_seconds=10, tmpfs_bytes=4 << 20)
+    result = sandbox.run_python(["-c", probe], b"", limits)
+    lines = result.stdout.decode().splitlines()
+    assert result.returncode == 0, result.stderr
+    system = {"bin", "dev", "lib", "lib32", "lib64", "libx32", "sbin", "tmp", "usr"}
+    assert {"dev", "tmp", "usr"} <= set(ast.literal_eval(lines[0])) <= system  # no etc, home, root, proc
+    assert lines[1] == str(["HOME", "LANG", "PATH", "PWD"])
+    assert lines[2:] == ["/tmp False False", "offline", "write failed 28"]  # 28: ENOSPC
+
+
+@needs_sandbox
+def test_run_caps_output_and_wall_clock():
+    limits = sandbox.Limits(wall_seconds=2, output_bytes=1000)
+    flood = sandbox.run_python(["-c", "while True: print('x' * 100)"], b"", limits)
+    assert flood.output_overflow and flood.returncode is None and len(flood.stdout) == 1000
+    spin = sandbox.run_python(
+        ["-c", "import signal\nsignal.signal(15, signal.SIG_IGN)\nwhile True: pass"], b"", limits
+    )
+    assert spin.timed_out and spin.returncode is None and spin.seconds < 4
+    echo = sandbox.run_python(
+        ["-c", "import sys; sys.stdout.write(sys.stdin.read())"], b"y" * 200_000, limits
+    )
+    assert echo.output_overflow  # stdin larger than a pipe buffer is fed while output is read
 
 
 def test_refuses_without_bubblewrap_unless_unsafe(monkeypatch, tmp_path):

@@ -461,7 +461,7 @@ def run_assert_suite(steps, server, entry_point):
 
 
 def output_lines(text):
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line.rstrip() for line in text.split("\n")]  # rstrip also drops the \r of \r\n
     while lines and not lines[-1]:
         lines.pop()
     return lines
