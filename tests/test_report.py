@@ -174,6 +174,7 @@ def test_report_eval_dir_with_families_and_contamination(tmp_path):
     page = render(data)
     for title in (
         "Robustness per family",
+        "95% two-level bootstrap",
         "Contamination",
         "Most overlapping eval items",
         "Accuracy against samples and tokens spent",

@@ -239,7 +239,11 @@ def accuracy_entries(data: RunData) -> list[dict[str, Any]]:
         acc = _accuracy_of(d)
         if acc is not None:
             n = d.get("n_samples", d.get("n")) if isinstance(d, dict) else None
-            entries.append({"label": label, "accuracy": acc, "ci95": _interval_of(d), "n": n})
+            boot = None
+            if isinstance(d, dict):
+                groups = (d.get("stats") or {}).get("groups") or {}
+                boot = next(iter(groups.values()), {}).get("accuracy", {}).get("ci95_bootstrap")
+            entries.append({"label": label, "accuracy": acc, "ci95": _interval_of(d), "boot": boot, "n": n})
     return entries
 
 
@@ -267,9 +271,15 @@ def accuracy_section(data: RunData) -> Section:
         return sec
     body = img(accuracy_bars(entries), "accuracy with intervals")
     body += table(
-        ["", "accuracy", "95% interval", "samples"],
-        [[e["label"], e["accuracy"], e["ci95"], e["n"]] for e in entries],
+        ["", "accuracy", "95% Wilson interval", "95% two-level bootstrap", "samples"],
+        [[e["label"], e["accuracy"], e["ci95"], e["boot"], e["n"]] for e in entries],
     )
+    if any(e["boot"] for e in entries):
+        body += (
+            '<p class="caption">Wilson treats every sample as independent; the two-level bootstrap resamples '
+            "problems, then samples within them, and is the honest interval when several samples share a "
+            "problem</p>"
+        )
     body += paired_table(data.summary or {})
     sec.body = body
     return sec
