@@ -1,7 +1,16 @@
+import re
+
 import pytest
 
 from rlvr.data import list_tasks, load_task
-from rlvr.data.gym import build_dataset, extract_final_answer, gym_curriculum, spray_audit, verify_batch
+from rlvr.data.gym import (
+    build_dataset,
+    extract_final_answer,
+    gym_curriculum,
+    split_of,
+    spray_audit,
+    verify_batch,
+)
 from rlvr.verify import sample_item, verify_samples
 
 
@@ -15,9 +24,20 @@ def test_gym_samples_deterministic_and_serialisable():
     assert [s.prompt for s in a] != [s.prompt for s in load_task("gym:chain_sum", n=5, seed=4)]
     assert [s.prompt for s in a] != [s.prompt for s in load_task("gym:chain_sum", n=5, seed=3, split="test")]
     s = a[0]
-    assert s.verifier == "reasoning_gym" and s.id == "gym-chain_sum-train-s3-0"
+    assert s.verifier == "reasoning_gym" and re.fullmatch(r"gym-chain_sum-s3-\d+", s.id)
     assert s.gold["dataset"] == "chain_sum" and "<answer>" in s.prompt
     assert "gym:<dataset>" in list_tasks()
+
+
+def test_gym_splits_are_disjoint_by_question():
+    train = {
+        s.gold["question"] for seed in (0, 1) for s in load_task("gym:basic_arithmetic", n=150, seed=seed)
+    }
+    test = [s for seed in (0, 1) for s in load_task("gym:basic_arithmetic", n=40, seed=seed, split="test")]
+    assert len(test) == 80 and not train & {s.gold["question"] for s in test}
+    assert all(split_of("basic_arithmetic", s.gold["question"]) == "test" for s in test)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_task("gym:basic_arithmetic", n=1, split="validation")
 
 
 def test_gym_difficulty_follows_the_curriculum():
@@ -48,7 +68,7 @@ def test_strict_scoring_gives_no_partial_credit():
     gold = s.gold["answer"]
     ds = build_dataset("gcd", {}, s.gold["seed"], s.gold["size"])
     spray = f"The answer: {gold}"
-    partial = ds.score_answer(spray, ds[0])
+    partial = ds.score_answer(spray, ds[s.gold["index"]])
     assert 0 < partial < 1  # reasoning-gym's own scorer rewards the spray
     exact, sprayed, boxed, missing = verify_batch(
         items(s, f"<answer>{gold}</answer>", f"<answer>{spray}</answer>", f"so \\boxed{{{gold}}}", ""),
@@ -100,7 +120,7 @@ def test_scorer_that_accepts_anything_needs_an_exact_match():
     gold = s.gold["answer"]
     wrong = "False" if gold == "True" else "True"
     ds = build_dataset("game_of_life_halting", {}, s.gold["seed"], s.gold["size"])
-    assert ds.score_answer(wrong, ds[0]) == 1.0  # reasoning-gym pays the wrong answer in full
+    assert ds.score_answer(wrong, ds[s.gold["index"]]) == 1.0  # reasoning-gym pays the wrong answer in full
     right, sprayed = verify_batch(
         items(s, f"<answer>{gold}</answer>", f"<answer>{wrong}</answer>"), workers=0
     )

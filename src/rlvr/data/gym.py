@@ -6,8 +6,9 @@
 - ``difficulty=<level>`` sets every attribute of the dataset's curriculum to that level (clamped per
   attribute to its highest level); ``curriculum={"num_terms": 3}`` sets single attributes. Other keyword
   options are fields of the dataset's config and override what the curriculum chose.
-- ``split="train"`` draws with ``seed`` itself; other splits draw from a seed derived from the split
-  name, so they are independent draws (small problem spaces may still repeat a question).
+- Splits are disjoint by question: a hash of (dataset, question) puts every question in ``train`` or
+  ``test`` (20 %) for good, and a split keeps only its own questions from the seeded stream of entries.
+  No seed or config makes a test question show up in a train draw.
 
 The verifier is **strict**. reasoning-gym's own ``score_answer`` gives partial credit (for example
 ``len(gold) / len(answer)`` when the gold is a substring of the answer), which rewards listing many
@@ -42,6 +43,7 @@ from rlvr.records import Sample, Verdict
 
 ANSWER_INSTRUCTION = "Give your final answer inside <answer></answer> tags."
 FULL_CREDIT = 1.0 - 1e-9
+TEST_SHARE = 0.2
 # A deliberately wrong answer: a scorer that gives it full credit cannot tell answers apart (e.g. one that
 # compares bool("False") == bool("True")), so only an exact match counts for that entry.
 CANARY = "rlvr canary: this is not an answer"
@@ -75,11 +77,10 @@ def _check_name(name: str) -> None:
         raise KeyError(f"unknown reasoning-gym dataset {name!r}; available: {', '.join(gym_datasets())}")
 
 
-def split_seed(seed: int, split: str) -> int:
-    """The seed a split draws with: ``seed`` for train, a hash of (split, seed) otherwise."""
-    if split == "train":
-        return seed
-    return int.from_bytes(hashlib.sha256(f"gym:{split}:{seed}".encode()).digest()[:4], "big")
+def split_of(name: str, question: str) -> str:
+    """``"train"`` or ``"test"``: a fixed function of the dataset and the question text."""
+    h = int.from_bytes(hashlib.sha256(f"gym:{name}:{question}".encode()).digest()[:8], "big")
+    return "test" if h / 2**64 < TEST_SHARE else "train"
 
 
 def build_dataset(
@@ -133,23 +134,30 @@ def load_gym(
         json.dumps(config)
     except TypeError as e:
         raise ValueError(f"gym:{name}: config options must be JSON values: {e}") from None
-    draw_seed = split_seed(seed, split)
+    if split not in ("train", "test"):
+        raise ValueError(f"gym:{name}: unknown split {split!r}; expected 'train' or 'test'")
+    # The stream of entries a split filters; long enough for the 20 % test share with a wide margin.
+    stream = 10 * size + 100
     try:
-        ds = build_dataset(name, config, draw_seed, size, difficulty, curriculum)
+        ds = build_dataset(name, config, seed, stream, difficulty, curriculum)
     except TypeError as e:  # an option the dataset's config does not have
         raise ValueError(f"gym:{name}: bad config option: {e}") from None
     levels = [difficulty] if difficulty is not None else []
     levels += list((curriculum or {}).values())
     samples = []
-    for i in range(size):
+    for i in range(stream):
+        if len(samples) == size:
+            break
         entry = ds[i]
         question = str(entry["question"])
+        if split_of(name, question) != split:
+            continue
         answer = entry.get("answer")
         gold = {
             "dataset": name,
             "config": config,
-            "seed": draw_seed,
-            "size": size,
+            "seed": seed,
+            "size": stream,
             "difficulty": difficulty,
             "curriculum": curriculum or {},
             "index": i,
@@ -158,7 +166,7 @@ def load_gym(
         }
         samples.append(
             Sample(
-                id=f"gym-{name}-{split}-s{seed}-{i}",
+                id=f"gym-{name}-s{seed}-{i}",
                 prompt=f"{question.rstrip()}\n\n{instruction}" if instruction else question,
                 verifier="reasoning_gym",
                 gold=gold,
@@ -167,6 +175,11 @@ def load_gym(
                 difficulty=float(max(levels)) if levels else None,
                 meta={"task": f"gym:{name}", "split": split, "category": ds.category},
             )
+        )
+    if len(samples) < size:
+        raise ValueError(
+            f"gym:{name}: found only {len(samples)} {split} questions in {stream} entries, asked for {size} "
+            "(is the problem space that small?)"
         )
     return samples
 
