@@ -2,6 +2,7 @@
 modes, Hugging Face null kwargs, malformed input, partial credit, hostile input, the offline text tools."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,8 @@ from rlvr.verify.commands import verify_file
 from rlvr.verify.ifeval import INSTRUCTIONS, loose_variants, verify_batch, verify_one
 from rlvr.verify.ifeval.checkers import InstructionError, prepare
 from rlvr.verify.ifeval.text import count_sentences, count_words, split_sentences, word_tokenize
+
+REPO_DATA = Path(__file__).resolve().parent / "data"
 
 IFEVAL_IDS = {
     "keywords:existence",
@@ -598,3 +601,20 @@ def test_count_words_is_word_character_runs():
     assert count_words("Hello, world! It's 3.14 e_x") == 7
     assert count_words("") == 0
     assert count_words("naïve café") == 2
+
+
+def test_sample_file_grades_without_errors_and_loose_is_never_stricter(tmp_path):
+    from rlvr.io import read_jsonl
+
+    sample = REPO_DATA / "ifeval_sample.jsonl"
+    summary = verify_file("ifeval", sample, tmp_path / "out.jsonl", workers=2)
+    assert summary["n"] == 120
+    assert summary["counts"]["error"] == summary["counts"]["timeout"] == 0
+    assert 0 < summary["counts"]["correct"] < 120
+    rows = read_jsonl(sample)
+    strict = verify_batch(rows, workers=0)
+    loose = verify_batch(rows, workers=0, mode="loose", partial_credit=True)
+    strict_partial = verify_batch(rows, workers=0, partial_credit=True)
+    assert [v.status for v in strict] == [r["status"] for r in read_jsonl(tmp_path / "out.jsonl")]
+    assert all(lo.reward >= st.reward for lo, st in zip(loose, strict_partial, strict=True))
+    assert sum(lo.reward for lo in loose) > sum(st.reward for st in strict_partial)

@@ -17,6 +17,7 @@ published IFEval scores), quirks included; the deliberate differences are:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -45,18 +46,13 @@ def _compare(count: int, relation: str, threshold: int, what: str) -> Result:
     return count >= threshold, f"{count} {what}, need >= {threshold}"
 
 
-_LANGDETECT_READY = False
-
-
+@functools.lru_cache(maxsize=64)  # one response is often checked for language and for case + language
 def detect_language(value: str) -> str | None:
     """langdetect's language code with a fixed seed (deterministic); None when it finds no features."""
-    global _LANGDETECT_READY
     import langdetect
     from langdetect.lang_detect_exception import LangDetectException
 
-    if not _LANGDETECT_READY:
-        langdetect.DetectorFactory.seed = 0
-        _LANGDETECT_READY = True
+    langdetect.DetectorFactory.seed = 0
     try:
         return langdetect.detect(value)
     except LangDetectException:
