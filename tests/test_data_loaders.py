@@ -250,3 +250,25 @@ def test_hf_local_folder_and_saved_dataset(tmp_path):
     datasets.Dataset.from_list([{"problem": "p", "solution": "none"}]).save_to_disk(str(tmp_path / "bad"))
     with pytest.raises(DataError, match=r"hf:.*row 0: math record"):
         load_task(f"hf:{tmp_path / 'bad'}")
+
+
+def test_hf_hub_ids_go_to_load_dataset(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path, **kwargs):
+        calls.append((path, kwargs))
+        return datasets.Dataset.from_list([{"question": "q", "answer": "#### 3"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    (s,) = load_task("hf:openai/gsm8k", split="test", name="main")
+    assert calls == [("openai/gsm8k", {"split": "test", "name": "main"})]
+    assert s.gold == "3" and s.id == "gsm8k-0" and s.meta["source"] == "hf:openai/gsm8k[test]"
+
+    def offline(path, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match=r"hf:org/none \[train\]: cannot load: offline"):
+        load_task("hf:org/none")

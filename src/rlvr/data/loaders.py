@@ -533,7 +533,7 @@ def load_file(
 
 
 def load_hf(
-    name: str,
+    path: str,
     *,
     n: int | None = None,
     seed: int = 0,
@@ -543,24 +543,24 @@ def load_hf(
     shuffle: bool = False,
     **load_kwargs: Any,
 ) -> list[Sample]:
-    """Samples from ``datasets.load_dataset(name, split=split, **load_kwargs)``.
+    """Samples from ``datasets.load_dataset(path, split=split, **load_kwargs)``.
 
-    ``name`` is a hub id (``openai/gsm8k``, with ``name="main"`` passed through ``load_kwargs``), a local
-    folder of data files, or a folder written by ``Dataset.save_to_disk``.
+    ``path`` is a hub id (``openai/gsm8k``; its config goes in ``load_kwargs`` as ``name="main"``), a
+    local folder of data files, or a folder written by ``Dataset.save_to_disk``.
     """
     import datasets
 
-    folder = Path(name)
+    folder = Path(path)
     try:
         if folder.is_dir() and ((folder / "state.json").exists() or (folder / "dataset_dict.json").exists()):
             ds = datasets.load_from_disk(str(folder))
             if isinstance(ds, datasets.DatasetDict):
                 ds = ds[split]
         else:
-            ds = datasets.load_dataset(name, split=split, **load_kwargs)
+            ds = datasets.load_dataset(path, split=split, **load_kwargs)
     except (FileNotFoundError, ValueError, ConnectionError, KeyError) as e:
-        raise DataError(f"hf:{name} [{split}]: cannot load: {e}") from e
-    source = f"hf:{name}[{split}]"
+        raise DataError(f"hf:{path} [{split}]: cannot load: {e}") from e
+    source = f"hf:{path}[{split}]"
     rows = ((f"{source}: row {i}", dict(rec)) for i, rec in enumerate(ds))
     samples = records_to_samples(
         rows, source=source, format=format, instruction=instruction, id_prefix=folder.name or "hf"
