@@ -4,7 +4,8 @@ Cases: the labelled suite (tests/data/math_cases.jsonl) plus generated variants 
 numbers in many notations, fractions, decimals, percent, units, expressions, sets, tuples, intervals,
 and wrong answers for each. Both graders see the same completion and gold answer.
 
-* rlvr: ``rlvr.verify.math.verify_batch`` with ``--workers`` processes and its hard time limit.
+* rlvr: ``rlvr.verify.math.verify_batch`` with ``--workers`` processes and its hard time limit, and
+  again with one worker process for a like-for-like figure.
 * math-verify: ``math_verify.parse`` on the completion and on ``$gold$`` then ``math_verify.verify``,
   with its own defaults, one item after another in a single process. That process is a one-worker
   :class:`rlvr.verify.pool.WorkerPool` with a generous ``--mv-timeout`` so that a CAS blow-up its own
@@ -243,15 +244,22 @@ def main() -> None:
     n_lab = len(labelled)
 
     rl, rl_s = run_rlvr(cases, args.workers, args.timeout)
+    rl1, rl1_s = run_rlvr(cases, 1, args.timeout) if args.workers != 1 else (rl, rl_s)
     mv, mv_s = run_math_verify(cases, args.mv_timeout)
 
     agree = sum((a == "correct") == (b == "correct") for a, b in zip(rl, mv, strict=True)) / len(cases)
     rows = []
-    for name, st, secs in (("rlvr", rl, rl_s), ("math-verify", mv, mv_s)):
+    for name, procs, st, secs in (
+        ("rlvr", args.workers, rl, rl_s),
+        ("rlvr", 1, rl1, rl1_s),
+        ("math-verify", 1, mv, mv_s),
+    ):
+        if name == "rlvr" and procs == 1 and args.workers == 1 and rows:
+            continue
         rows.append(
             {
                 "grader": name,
-                "processes": args.workers if name == "rlvr" else 1,
+                "processes": procs,
                 "labelled_status_acc": _accuracy(st[:n_lab], labelled, binary=False),
                 "labelled_reward_acc": _accuracy(st[:n_lab], labelled, binary=True),
                 "generated_reward_acc": _accuracy(st[n_lab:], generated, binary=True),
@@ -260,7 +268,7 @@ def main() -> None:
                 "statuses": dict(Counter(st)),
             }
         )
-    ratio = rows[0]["cases_per_s"] / rows[1]["cases_per_s"]
+    ratio = rows[0]["cases_per_s"] / rows[-1]["cases_per_s"]
 
     print(f"{len(cases)} cases: {n_lab} labelled + {len(generated)} generated (seed {args.seed})")
     print(f"reward agreement rlvr vs math-verify: {agree:.1%}")
@@ -272,9 +280,9 @@ def main() -> None:
             f"{r['grader']:<12} {r['processes']:>5} {r['labelled_status_acc']:>10.1%} {r['labelled_reward_acc']:>10.1%} "
             f"{r['generated_reward_acc']:>10.1%} {r['cases_per_s']:>9.1f} {r['seconds']:>8.2f}"
         )
-    print(f"throughput ratio rlvr / math-verify: {ratio:.1f}x")
+    print(f"throughput ratio rlvr ({args.workers} processes) / math-verify (1 process): {ratio:.1f}x")
     for r in rows:
-        print(f"{r['grader']} statuses: {r['statuses']}")
+        print(f"{r['grader']} ({r['processes']} proc.) statuses: {r['statuses']}")
     shown = 0
     for c, a, b in zip(cases, rl, mv, strict=True):
         if (a == "correct") != (b == "correct") and shown < args.show_disagreements:
