@@ -42,11 +42,11 @@ MAX_FRAME = 256 << 20
 MESSAGE_CHARS = 400
 MAX_ITER_ITEMS = 100_000
 PR_SET_DUMPABLE = 4
-# Modules (and their functions and classes) that tests get from the judge's own import when the solution
-# imported them: a solution cannot patch ``math.isclose`` or ``collections.Counter`` for the tests.
+# Standard modules that tests get from the judge's own import when they use the solution's: a solution
+# cannot patch ``math.isclose`` or ``collections.Counter`` for the tests. (Top-level modules only.)
 TRUSTED_MODULES = frozenset(
-    "array bisect builtins cmath collections copy datetime decimal fractions functools hashlib heapq "
-    "itertools json math numbers operator random re statistics string typing".split()
+    "array bisect cmath collections copy datetime decimal fractions functools hashlib heapq itertools "
+    "json math numbers operator random re statistics string typing".split()
 )
 
 
@@ -258,18 +258,14 @@ def encode(value, objects):
         if plain(items):
             return ("iter", items)
     objects.append(value)
-    return ("ref", len(objects) - 1, type(value).__name__, origin(value))
+    return ("ref", len(objects) - 1, type(value).__name__, trusted_module(value))
 
 
-def origin(value):
-    """``(module, qualname)`` where ``value`` claims to come from a trusted standard module, else None."""
-    if type(value) is type(sys):
-        name, qualname = value.__name__, None
-    else:
-        name, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
-        if not isinstance(qualname, str):
-            return None
-    return (name, qualname) if name in TRUSTED_MODULES else None
+def trusted_module(value):
+    """The name of ``value`` if it is a module from TRUSTED_MODULES, else None."""
+    if type(value) is type(sys) and value.__name__ in TRUSTED_MODULES:
+        return value.__name__
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -326,24 +322,13 @@ class Server:
             return reply[1]
         if reply[0] == "iter":
             return iter(reply[1])
-        if reply[3] is not None:
-            try:
-                return resolve(*reply[3])
-            except Exception:
-                pass
+        if reply[3] in TRUSTED_MODULES:
+            return __import__(reply[3])  # the judge's own module, not the solution's (maybe patched) one
         return Remote(self, reply[1], reply[2], label)
 
     def close(self):
         kill_group(self.pid)
         os.waitpid(self.pid, 0)
-
-
-def resolve(module, qualname):
-    """The judge's own copy of ``module.qualname`` (only for TRUSTED_MODULES)."""
-    value = __import__(module, fromlist=["_"])
-    for part in qualname.split(".") if qualname else ():
-        value = getattr(value, part)
-    return value
 
 
 def rebuild_exception(name, message, label):
