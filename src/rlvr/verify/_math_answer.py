@@ -114,6 +114,9 @@ class Norm:
     percent: bool = False  # a percent sign was removed
 
 
+_UNICODE = {"−": "-", "√": "\\sqrt", "π": "\\pi ", "×": "\\times ", "·": "\\cdot ", "∞": "\\infty ", "÷": "/"}
+_SQRT_BARE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z](?![a-zA-Z]))")  # \sqrt2 -> \sqrt{2}
+_FRAC_BARE = re.compile(r"\\frac\s*(\d)\s*(\d)")  # \frac12 -> \frac{1}{2}
 _SPACES = re.compile(r"\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\left\b|\\right\b|\\big[lr]?\b|\\Big[lr]?\b")
 _MATH_DELIMS = re.compile(r"^\$+|\$+$|^\\\(|\\\)$|^\\\[|\\\]$")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree\b|\\circ\b")
@@ -154,7 +157,12 @@ def normalise(s: str, *, strip_var: bool = True) -> Norm:
         s = _MATH_DELIMS.sub("", s).strip()
     s = _SPACES.sub(" ", s)
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
-    s = s.replace("{,}", ",").replace("−", "-")
+    s = s.replace("{,}", ",")
+    for char, latex in _UNICODE.items():
+        if char in s:
+            s = s.replace(char, latex)
+    s = _SQRT_BARE.sub(r"\\sqrt{\1}", s)
+    s = _FRAC_BARE.sub(r"\\frac{\1}{\2}", s)
     s = _DEGREES.sub("", s)
     s = _DOLLAR.sub("", s)
     s, n_percent = _PERCENT.subn("", s)
