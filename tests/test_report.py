@@ -99,6 +99,8 @@ def _run_dir(path: Path) -> Path:
         path / "summary.json",
         {
             "model": "smollm2",
+            "algorithm": "grpo",
+            "wall_seconds": 812.5,
             "before": _block(90, 300),
             "after": _block(156, 300),
             "paired": paired,
@@ -150,6 +152,7 @@ def test_report_run_dir_with_control(tmp_path):
     ):
         assert title in page
     assert len(_images(page)) >= 4  # curves, accuracy bars, pass@k, scaling (+ family plots)
+    assert "<td>algorithm</td><td>grpo</td>" in page and "812.500" in page
     assert "&lt;script&gt;" in page and "<script>" not in page
     _assert_offline(page)
     audit = json.loads((run / "audit.json").read_text())
@@ -169,6 +172,12 @@ def test_report_eval_dir_with_families_and_contamination(tmp_path):
             "items": [{"id": "q3", "share": 0.5, "n_matched": 4, "contaminated": True, "spans": [HOSTILE]}],
         },
     )
+    # A hand-edited audit.json is data too: its keys and values are escaped.
+    hostile_audit = {
+        "audits": {"loops": {"figures": {HOSTILE: HOSTILE}, "flags": [], "note": ""}},
+        "flags": [],
+    }
+    atomic_write_json(ev / "audit.json", hostile_audit)
     data = load_run(ev)
     assert list(data.evals) == ["eval"]
     page = render(data)
@@ -182,6 +191,7 @@ def test_report_eval_dir_with_families_and_contamination(tmp_path):
     ):
         assert title in page
     assert "fam0" in page and "var2" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
     assert "no training log" in page
     _images(page)
     _assert_offline(page)

@@ -144,6 +144,14 @@ def overview_section(data: RunData) -> Section:
     for key in ("git_commit", "git_dirty", "created", "python", "platform"):
         if key in m:
             rows.append([key, m[key]])
+    summary = data.summary or {}
+    if "before" in summary or "after" in summary:  # a demo summary: what was trained, how long it took
+        for key in ("model", "task", "algorithm", "steps", "seed", "wall_seconds", "train_seconds"):
+            if isinstance(summary.get(key), (str, int, float)):
+                rows.append([key, summary[key]])
+        control = summary.get("control")
+        if isinstance(control, dict) and control.get("rewards"):
+            rows.append(["control rewards", control["rewards"]])
     if data.log:
         rows.append(["training steps logged", len(data.log)])
     if data.control_log:
@@ -479,7 +487,7 @@ def audit_section(data: RunData) -> Section:
         if name == "control" and control:
             continue
         status = "flagged" if s.get("flags") else ("ok" if s.get("figures") else "no data")
-        figures = "; ".join(f"{k} = {fmt(v)}" for k, v in flatten(s.get("figures") or {}))
+        figures = "; ".join(f"{esc(k)} = {fmt(v)}" for k, v in flatten(s.get("figures") or {}))
         rows.append([esc(name), esc(status), figures or esc(s.get("note") or "")])
     body += "<h3>Figures</h3>" + table(["audit", "status", "figures"], rows, raw=True)
     examples = [(name, ex) for name, s in (a.get("audits") or {}).items() for ex in s.get("examples") or []]
