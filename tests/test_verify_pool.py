@@ -106,3 +106,15 @@ def test_large_items_and_results_do_not_deadlock():
     items = [str(i % 10) * 30_000 for i in range(60)]
     out = run_with_timeouts(_double, items, workers=2, timeout=20, chunk_size=8)
     assert out == [x * 2 for x in items]
+
+
+def test_pool_recovers_from_an_interrupted_call_and_an_idle_worker_death():
+    import signal
+
+    with WorkerPool(_sleep_or_square, workers=2, timeout=5, chunk_size=1) as pool:
+        with pytest.raises(Exception, match="pickle"):
+            pool.map([1, 2, 3, lambda: 0, 5])  # the lambda cannot be sent: the call fails midway
+        assert pool.map([4, 5, 6]) == [16, 25, 36]  # no stale results from the failed call
+        os.kill(pool._workers[0].proc.pid, signal.SIGKILL)
+        pool._workers[0].proc.join()
+        assert pool.map([7, 8, 9]) == [49, 64, 81]

@@ -163,6 +163,28 @@ class WorkerPool:
             w.stop()
         self._workers = []
 
+    def _dispatch(self, items: list[Any], pending: deque[int], chunk: int, depth: int) -> None:
+        """Top up every worker's queue to ``depth`` tasks, ``chunk`` tasks per message."""
+        now = time.monotonic()
+        for slot, w in enumerate(self._workers):
+            if not pending or len(w.inflight) >= depth:
+                continue
+            if not w.inflight and not w.proc.is_alive():  # died while idle (e.g. killed from outside)
+                w.kill()
+                w = self._workers[slot] = self._spawn()
+                self.restarts += 1
+            batch = [pending.popleft() for _ in range(min(chunk, len(pending), depth - len(w.inflight)))]
+            data = pickle.dumps([(i, items[i]) for i in batch])
+            if w.inflight and len(data) > _SAFE_SEND_BYTES:
+                # A busy worker may itself be blocked sending results; only a message that fits in the
+                # socket buffer may go to it, or both ends could wait on each other.
+                pending.extendleft(reversed(batch))
+                continue
+            if not w.inflight:
+                w.started = now
+            w.inflight.extend(batch)
+            w.conn.send_bytes(data)
+
     def map(self, items: Sequence[Any] | Iterable[Any]) -> list[Any]:
         """``[fn(item) | TimeoutMarker | ErrorMarker]`` in input order."""
         if not self._workers:
@@ -191,48 +213,42 @@ class WorkerPool:
             self._workers[slot] = self._spawn()
             self.restarts += 1
 
-        while remaining:
-            now = time.monotonic()
-            for w in self._workers:
-                if pending and len(w.inflight) < depth:
-                    batch = [
-                        pending.popleft() for _ in range(min(chunk, len(pending), depth - len(w.inflight)))
-                    ]
-                    data = pickle.dumps([(i, items[i]) for i in batch])
-                    if w.inflight and len(data) > _SAFE_SEND_BYTES:
-                        # A busy worker may itself be blocked sending results; only a message that fits
-                        # in the socket buffer may go to it, or both ends could wait on each other.
-                        pending.extendleft(reversed(batch))
-                        continue
+        try:
+            while remaining:
+                self._dispatch(items, pending, chunk, depth)
+                busy = [w for w in self._workers if w.inflight]
+                deadline = min(w.started for w in busy) + self.timeout
+                ready = wait(
+                    [w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                    timeout=max(0.0, deadline - time.monotonic()),
+                )
+                now = time.monotonic()
+                for slot, w in enumerate(self._workers):
                     if not w.inflight:
-                        w.started = now
-                    w.inflight.extend(batch)
-                    w.conn.send_bytes(data)
-            busy = [w for w in self._workers if w.inflight]
-            deadline = min(w.started for w in busy) + self.timeout
-            ready = wait(
-                [w.conn for w in busy] + [w.proc.sentinel for w in busy],
-                timeout=max(0.0, deadline - time.monotonic()),
-            )
-            now = time.monotonic()
-            for slot, w in enumerate(self._workers):
-                if not w.inflight:
-                    continue
-                if w.conn in ready or w.proc.sentinel in ready:
-                    try:
-                        while w.inflight and w.conn.poll():
-                            index, ok, value = w.conn.recv()
-                            finish(index, value if ok else ErrorMarker(index, value))
-                            w.inflight.popleft()
-                            w.started = now
-                    except (EOFError, OSError):
-                        pass
-                    if w.inflight and not w.proc.is_alive():
-                        code = w.proc.exitcode
-                        retire(slot, w, ErrorMarker(w.inflight[0], f"worker died (exit code {code})"))
                         continue
-                if w.inflight and now - w.started >= self.timeout:
-                    retire(slot, w, TimeoutMarker(w.inflight[0], self.timeout))
+                    if w.conn in ready or w.proc.sentinel in ready:
+                        try:
+                            while w.inflight and w.conn.poll():
+                                index, ok, value = w.conn.recv()
+                                finish(index, value if ok else ErrorMarker(index, value))
+                                w.inflight.popleft()
+                                w.started = now
+                        except (EOFError, OSError):
+                            pass
+                        if w.inflight and not w.proc.is_alive():
+                            code = w.proc.exitcode
+                            retire(slot, w, ErrorMarker(w.inflight[0], f"worker died (exit code {code})"))
+                            continue
+                    if w.inflight and now - w.started >= self.timeout:
+                        retire(slot, w, TimeoutMarker(w.inflight[0], self.timeout))
+        except BaseException:
+            # Interrupted (Ctrl-C, an unpicklable item): workers still holding tasks of this call are
+            # replaced so that a later call never receives their results.
+            for slot, w in enumerate(self._workers):
+                if w.inflight:
+                    w.kill()
+                    self._workers[slot] = self._spawn()
+            raise
         return results
 
 
