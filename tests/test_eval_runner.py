@@ -235,3 +235,29 @@ def test_eval_command_on_a_tiny_model_resumes_identically(tmp_path):
     result = runner.invoke(app, ["audit", str(ref)])
     assert result.exit_code == 0, result.output
     assert json.loads((ref / "audit.json").read_text())["sources"]["n_completions"] == 8
+
+
+def test_eval_command_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlvr.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["eval", "--model", "default", "--task", "no-such-task", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "unknown task 'no-such-task'" in result.output
+    missing = tmp_path / "no-model"
+    args = [
+        "eval",
+        "--model",
+        str(missing),
+        "--task",
+        "addition",
+        "--n-problems",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "model folder not found" in result.output

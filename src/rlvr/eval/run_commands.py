@@ -41,11 +41,15 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             problems = load_task(task, n=n_problems, seed=seed, split=split)
-        except (DataError, KeyError, ValueError, FileNotFoundError) as e:
-            console.print(f"[red]error:[/red] {e}")
+        except (DataError, KeyError, ValueError, OSError) as e:
+            console.print(f"[red]error:[/red] {_message(e)}")
             raise typer.Exit(2) from None
         console.print(f"{len(problems)} problems from {task!r} ({split}); loading {model!r}")
-        backend = load_backend(model, dtype=dtype, device=device, seed=seed)
+        try:
+            backend = load_backend(model, dtype=dtype, device=device, seed=seed)
+        except (ValueError, OSError) as e:
+            console.print(f"[red]error:[/red] {_message(e)}")
+            raise typer.Exit(2) from None
         config = {"model": model, "task": task, "split": split, "system": system}
         try:
             rows = evaluate(
@@ -99,6 +103,11 @@ def register(app: typer.Typer) -> None:
                 table.add_row(name, f"[yellow]{flag['name']}[/yellow]", flag["explanation"])
         console.print(table)
         console.print(f"{len(result['flags'])} flag(s) -> {Path(run_dir) / 'audit.json'}")
+
+
+def _message(e: Exception) -> str:
+    """An exception's message (a KeyError's without the quotes str() adds)."""
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
 def _print_summary(console, out: Path, n_rows: int) -> None:
