@@ -73,6 +73,11 @@ def test_failure_rates():
     assert sec["flags"] == [] and sec["figures"]["rates"]["unparsable"] == pytest.approx(0.1)
     bad = [_row("x", "correct")] * 70 + [_row("", "unparsable")] * 25 + [_row("", "timeout")] * 5
     assert _names(A.failure_audit(bad)) == {"high_unparsable", "high_timeout"}
+    steady = [{"status": {"correct": 9, "unparsable": 1}}] * 20
+    sec = A.failure_audit(ok, steady)
+    assert sec["flags"] == [] and sec["figures"]["training_failure_rate"] == {"first": 0.1, "last": 0.1}
+    rising = steady[:10] + [{"status": {"correct": 6, "unparsable": 4}}] * 10
+    assert _names(A.failure_audit(ok, rising)) == {"rising_failures"}
     log = [{"status_counts": {"correct": 10, "error": 1}}]
     sec = A.failure_audit([], log)
     assert sec["figures"]["source"] == "training log" and _names(sec) == {"high_error"}

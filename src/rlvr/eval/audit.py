@@ -31,6 +31,7 @@ AUDIT_FILE = "audit.json"
 CONTROL_MIN_GAIN = 0.02  # a control gain below this is noise
 CONTROL_GAIN_RATIO = 0.75  # flag when the control gains at least this share of the real gain
 FAILURE_LIMITS = {"unparsable": 0.20, "timeout": 0.02, "error": 0.02}
+FAILURE_RISE = 0.10  # failure share of the last window of steps minus that of the first
 HEDGE_LIMIT = 0.05
 LENGTH_COLLAPSE_RATIO = 0.5  # last-window mean length below half of the first window's
 ENTROPY_COLLAPSE_RATIO = 0.3
@@ -210,7 +211,26 @@ def failure_audit(rows: Sequence[dict[str, Any]] = (), log: Sequence[dict[str, A
         "rates": rates,
         "failure_rate": sum(rates[s] for s in FAILURE_STATUSES),
     }
+    trend = window_means(
+        [{"failure_rate": _failure_rate(r)} for r in log if status_counts(r)], "failure_rate"
+    )
+    if trend is not None:
+        figures["training_failure_rate"] = {"first": trend[0], "last": trend[1]}
+        if trend[1] - trend[0] > FAILURE_RISE:
+            flags.append(
+                flag(
+                    "rising_failures",
+                    f"the share of unparsable/timeout/error verdicts rose from {trend[0]:.1%} to {trend[1]:.1%} "
+                    "during training: the policy may be drifting toward outputs the grader cannot judge",
+                )
+            )
     return section(figures, flags)
+
+
+def _failure_rate(record: dict[str, Any]) -> float | None:
+    counts = status_counts(record)
+    total = sum(counts.values())
+    return sum(counts.get(s, 0) for s in FAILURE_STATUSES) / total if total else None
 
 
 # ----------------------------------------------------------------------------- hedging
