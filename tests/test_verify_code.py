@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -352,6 +355,31 @@ def test_run_caps_output_and_wall_clock():
         ["-c", "import sys; sys.stdout.write(sys.stdin.read())"], b"y" * 200_000, limits
     )
     assert echo.output_overflow  # stdin larger than a pipe buffer is fed while output is read
+
+
+def test_unsafe_mode_leaves_no_process_behind():
+    def unsafe_processes() -> list[str]:
+        found = []
+        for cwd in Path("/proc").glob("[0-9]*/cwd"):
+            try:
+                if "rlvr-unsafe-" in os.readlink(cwd):
+                    found.append(cwd.parent.name)
+            except OSError:
+                pass
+        return found
+
+    daemon = "import os, time\nif os.fork() == 0:\n    time.sleep(100)\ndef f():\n    return 1\nprint(1)"
+    items = [
+        {"completion": solution(daemon), "tests": "assert f() == 1"},  # leaves a child behind
+        {"completion": solution(daemon), "tests": [{"stdin": "", "stdout": "1"}]},
+        {"completion": solution("import time\ntime.sleep(100)"), "tests": "assert f() == 1"},
+    ]
+    verdicts = verify_batch(items, timeout=1.5, unsafe_no_sandbox=True)
+    assert [v.status for v in verdicts] == ["correct", "timeout", "timeout"]
+    deadline = time.monotonic() + 2
+    while unsafe_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not unsafe_processes()
 
 
 def test_refuses_without_bubblewrap_unless_unsafe(monkeypatch, tmp_path):

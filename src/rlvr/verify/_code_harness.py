@@ -113,7 +113,6 @@ def describe(exc):
 
 def become_child(stdin_fd, stdout_fd, stderr_fd, keep=()):
     """Wire the standard streams of a freshly forked child and close every descriptor not in ``keep``."""
-    os.setpgid(0, 0)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.dup2(stdin_fd, 0)
     os.dup2(stdout_fd, 1)
@@ -178,19 +177,18 @@ def run_program(code, stdin_text, output_limit):
             buf += chunk
             if len(buf) > output_limit:
                 overflow = True
-                kill_group(pid)
+                kill(pid)
                 for other in open_fds:
                     os.close(other)
                 open_fds = []
                 break
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    kill_group(pid)
     return status, None if overflow else bytes(out), bytes(err[-2000:])
 
 
-def kill_group(pid):
+def kill(pid):
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
 
@@ -327,7 +325,7 @@ class Server:
         return Remote(self, reply[1], reply[2], label)
 
     def close(self):
-        kill_group(self.pid)
+        kill(self.pid)
         os.waitpid(self.pid, 0)
 
 

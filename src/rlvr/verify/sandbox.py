@@ -107,9 +107,9 @@ def _bwrap_argv(python: str, limits: Limits) -> list[str]:
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
-    prefix = os.path.realpath(sys.base_prefix)
-    if not python.startswith("/usr/") and not prefix.startswith("/usr/"):
-        argv += ["--ro-bind", prefix, prefix]  # an interpreter installed outside /usr (its stdlib only)
+    if not python.startswith("/usr/"):  # this interpreter, installed elsewhere: bind its prefix (stdlib)
+        prefix = os.path.realpath(sys.base_prefix)
+        argv += ["--ro-bind", prefix, prefix]
     argv += ["--dev", "/dev", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
     return argv
 
@@ -176,11 +176,23 @@ def run_python(args: list[str], stdin: bytes, limits: Limits, *, sandbox: bool =
         with _sandbox_uid() as uid:
             return _run(argv, stdin, limits, uid=uid, cwd=None)
     with tempfile.TemporaryDirectory(prefix="rlvr-unsafe-") as tmp:
-        return _run([python, "-S", "-I", *args], stdin, limits, uid=None, cwd=tmp)
+        return _run([python, "-S", "-I", *args], stdin, limits, uid=None, cwd=tmp, reap_group=True)
 
 
-def _run(argv: list[str], stdin: bytes, limits: Limits, *, uid: int | None, cwd: str | None) -> RunResult:
-    """Start ``argv`` in a new session; feed stdin, read capped stdout/stderr; kill the group at the limit."""
+def _run(
+    argv: list[str],
+    stdin: bytes,
+    limits: Limits,
+    *,
+    uid: int | None,
+    cwd: str | None,
+    reap_group: bool = False,
+) -> RunResult:
+    """Start ``argv`` in a new session; feed stdin, read capped stdout/stderr; kill the group at the limit.
+
+    ``reap_group`` also kills what is left of the process group once the process has exited (without a
+    sandbox; in one, the pid namespace ends with it).
+    """
     start = time.monotonic()
     deadline = start + limits.wall_seconds
     ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
@@ -239,6 +251,8 @@ def _run(argv: list[str], stdin: bytes, limits: Limits, *, uid: int | None, cwd:
         timed_out = True
         _kill_group(proc)
         returncode = proc.wait()
+    if reap_group:
+        _kill_group(proc)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if not stream.closed:
             stream.close()
