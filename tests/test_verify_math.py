@@ -155,3 +155,31 @@ def test_cli_verify_math(tmp_path):
     assert summary["counts"]["unparsable"] == 1
     out = read_jsonl(tmp_path / "out.jsonl")
     assert [r["id"] for r in out] == ["a", "b", "c"] and out[0]["extracted"] == "4"
+
+
+@pytest.mark.slow
+def test_multithreaded_parent_uses_forkserver_workers():
+    """A training process has threads; its pool must not fork them, and grading must still work."""
+    import threading
+
+    import rlvr.verify.math as math_verifier
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        math_verifier._close_pool()
+        out = verify_batch(
+            [
+                {"completion": "\\boxed{(x-1)(x+1)}", "answer": "x^2-1"},
+                {"completion": "\\boxed{3}", "answer": "4"},
+            ],
+            workers=2,
+            timeout=60,
+        )
+        assert math_verifier._pool._ctx.get_start_method() == "forkserver"
+        assert [v.status for v in out] == ["correct", "incorrect"]
+    finally:
+        stop.set()
+        thread.join()
+        math_verifier._close_pool()

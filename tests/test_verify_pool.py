@@ -24,6 +24,16 @@ def _pid(_):
     return os.getpid()
 
 
+def _is_mp_helper(pid: int) -> bool:
+    """multiprocessing's forkserver / resource tracker (long-lived by design, not pool workers)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read()
+    except OSError:
+        return False
+    return b"forkserver" in cmd or b"resource_tracker" in cmd
+
+
 def _children() -> set[int]:
     """Live or zombie child processes of this test process (Linux /proc)."""
     me = os.getpid()
@@ -35,7 +45,7 @@ def _children() -> set[int]:
                     fields = fh.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == me:
+            if int(fields[1]) == me and not _is_mp_helper(int(entry)):
                 found.add(int(entry))
     return found
 
@@ -118,3 +128,16 @@ def test_pool_recovers_from_an_interrupted_call_and_an_idle_worker_death():
         os.kill(pool._workers[0].proc.pid, signal.SIGKILL)
         pool._workers[0].proc.join()
         assert pool.map([7, 8, 9]) == [49, 64, 81]
+
+
+def _slow_start():
+    time.sleep(0.6)
+
+
+def test_initializer_time_is_not_charged_to_tasks():
+    out = run_with_timeouts(_sleep_or_square, [1, 2, 3], workers=1, timeout=0.3, initializer=_slow_start)
+    assert out == [1, 4, 9]
+    stuck = run_with_timeouts(
+        _sleep_or_square, [1, 2], workers=1, timeout=0.3, initializer=_slow_start, startup_timeout=0.2
+    )
+    assert isinstance(stuck[0], ErrorMarker) and "not ready" in stuck[0].message

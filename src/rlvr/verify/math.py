@@ -258,7 +258,8 @@ _WARM_UP = (
 
 
 def _warm_up() -> None:
-    """Load sympy and warm the LaTeX parser's caches once in this process; forked workers inherit them."""
+    """Load sympy and warm the LaTeX parser's caches (in the parent, so that forked workers inherit them,
+    and again in each worker, where it costs nothing after a fork and does the imports otherwise)."""
     from rlvr.verify import _math_sympy
 
     for s in _WARM_UP:
@@ -279,7 +280,10 @@ def _get_pool(workers: int | None, timeout: float, max_completion_chars: int) ->
         _warm_up()
 
         fn = functools.partial(grade, max_completion_chars=max_completion_chars)
-        _pool, _pool_key = WorkerPool(fn, workers=workers or 1, timeout=timeout, memory_mb=2048), key
+        _pool, _pool_key = (
+            WorkerPool(fn, workers=workers or 1, timeout=timeout, memory_mb=2048, initializer=_warm_up),
+            key,
+        )
         _pool_pid = os.getpid()
     return _pool
 

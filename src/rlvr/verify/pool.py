@@ -65,10 +65,19 @@ def _limit_memory(extra_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _worker_loop(conn: Connection, fn: Callable[[Any], Any], memory_mb: int | None) -> None:
-    """Receive chunks of ``(index, item)``; send back ``(index, ok, result_or_message)`` one by one."""
+_READY = -1  # the index of the message a worker sends once its initializer has run
+
+
+def _worker_loop(
+    conn: Connection, fn: Callable[[Any], Any], memory_mb: int | None, initializer: Callable[[], Any] | None
+) -> None:
+    """Set up, say ready, then receive chunks of ``(index, item)`` and send back
+    ``(index, ok, result_or_message)`` one task at a time."""
     if memory_mb is not None and os.path.exists("/proc/self/statm"):
         _limit_memory(memory_mb)
+    if initializer is not None:
+        initializer()
+    conn.send((_READY, True, None))
     while True:
         try:
             chunk = pickle.loads(conn.recv_bytes())
@@ -90,13 +99,15 @@ def _worker_loop(conn: Connection, fn: Callable[[Any], Any], memory_mb: int | No
 
 
 class _Worker:
-    def __init__(self, ctx, fn: Callable[[Any], Any], memory_mb: int | None) -> None:
+    def __init__(self, ctx, fn: Callable[[Any], Any], memory_mb: int | None, initializer) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_loop, args=(child, fn, memory_mb), daemon=True)
+        self.proc = ctx.Process(target=_worker_loop, args=(child, fn, memory_mb, initializer), daemon=True)
         self.proc.start()
         child.close()
+        self.spawned = time.monotonic()
+        self.ready = False  # set when the worker reports that its start-up is done
         self.inflight: deque[int] = deque()  # task indices sent, in the order the worker runs them
-        self.started = 0.0  # when the worker reached inflight[0]
+        self.started = 0.0  # when the worker reached inflight[0] (meaningful once ready)
 
     def kill(self) -> None:
         self.proc.kill()
@@ -127,6 +138,8 @@ class WorkerPool:
 
     Use as a context manager (or call :meth:`close`); one pool can serve many :meth:`map` calls.
     ``memory_mb`` caps each worker's extra address space (a task over it gets an ErrorMarker).
+    ``initializer`` runs once in each new worker (imports, caches); its time is not charged to tasks,
+    but a worker that is not ready within ``startup_timeout`` seconds fails its first task.
     """
 
     def __init__(
@@ -137,6 +150,8 @@ class WorkerPool:
         *,
         chunk_size: int | None = None,
         memory_mb: int | None = None,
+        initializer: Callable[[], Any] | None = None,
+        startup_timeout: float = 60.0,
         start_method: str | None = None,
     ) -> None:
         if workers < 1:
@@ -145,12 +160,13 @@ class WorkerPool:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.fn, self.n_workers, self.timeout = fn, workers, float(timeout)
         self.chunk_size, self.memory_mb = chunk_size, memory_mb
+        self.initializer, self.startup_timeout = initializer, startup_timeout
         self._ctx = mp.get_context(start_method or _default_start_method())
         self._workers = [self._spawn() for _ in range(workers)]
         self.restarts = 0  # workers replaced after a timeout or a crash
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self.fn, self.memory_mb)
+        return _Worker(self._ctx, self.fn, self.memory_mb, self.initializer)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -162,6 +178,10 @@ class WorkerPool:
         for w in self._workers:
             w.stop()
         self._workers = []
+
+    def _deadline(self, w: _Worker) -> float:
+        """When ``w``'s current task runs out of time (a worker still starting gets startup_timeout)."""
+        return w.started + self.timeout if w.ready else w.spawned + self.startup_timeout
 
     def _dispatch(self, items: list[Any], pending: deque[int], chunk: int, depth: int) -> None:
         """Top up every worker's queue to ``depth`` tasks, ``chunk`` tasks per message."""
@@ -217,7 +237,7 @@ class WorkerPool:
             while remaining:
                 self._dispatch(items, pending, chunk, depth)
                 busy = [w for w in self._workers if w.inflight]
-                deadline = min(w.started for w in busy) + self.timeout
+                deadline = min(self._deadline(w) for w in busy)
                 ready = wait(
                     [w.conn for w in busy] + [w.proc.sentinel for w in busy],
                     timeout=max(0.0, deadline - time.monotonic()),
@@ -230,6 +250,9 @@ class WorkerPool:
                         try:
                             while w.inflight and w.conn.poll():
                                 index, ok, value = w.conn.recv()
+                                if index == _READY:
+                                    w.ready, w.started = True, now
+                                    continue
                                 finish(index, value if ok else ErrorMarker(index, value))
                                 w.inflight.popleft()
                                 w.started = now
@@ -239,8 +262,12 @@ class WorkerPool:
                             code = w.proc.exitcode
                             retire(slot, w, ErrorMarker(w.inflight[0], f"worker died (exit code {code})"))
                             continue
-                    if w.inflight and now - w.started >= self.timeout:
-                        retire(slot, w, TimeoutMarker(w.inflight[0], self.timeout))
+                    if w.inflight and now >= self._deadline(w):
+                        if w.ready:
+                            retire(slot, w, TimeoutMarker(w.inflight[0], self.timeout))
+                        else:
+                            message = f"worker not ready after {self.startup_timeout:g}s"
+                            retire(slot, w, ErrorMarker(w.inflight[0], message))
         except BaseException:
             # Interrupted (Ctrl-C, an unpicklable item): workers still holding tasks of this call are
             # replaced so that a later call never receives their results.
