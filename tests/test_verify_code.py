@@ -375,7 +375,7 @@ def test_unsafe_mode_leaves_no_process_behind():
         {"completion": solution("import time\ntime.sleep(100)"), "tests": "assert f() == 1"},
     ]
     verdicts = verify_batch(items, timeout=1.5, unsafe_no_sandbox=True)
-    assert [v.status for v in verdicts] == ["correct", "timeout", "timeout"]
+    assert [v.status for v in verdicts] == ["correct", "correct", "timeout"]
     deadline = time.monotonic() + 2
     while unsafe_processes() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -165,23 +165,33 @@ def run_program(code, stdin_text, output_limit):
     for fd in (stdin_fd, out_w, err_w):
         os.close(fd)
     out, err, overflow = bytearray(), bytearray(), False
+    # Read until both pipes close or, once the program has exited, until they have nothing more to
+    # give: a process it left behind may hold them open.
+    pidfd = os.pidfd_open(pid)
+    exited = False
     open_fds = [out_r, err_r]
     while open_fds:
-        for fd in select.select(open_fds, [], [])[0]:
+        watched = open_fds if exited else open_fds + [pidfd]
+        ready = select.select(watched, [], [], 0 if exited else None)[0]
+        if not ready:
+            break
+        for fd in ready:
+            if fd == pidfd:
+                exited = True
+                continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 open_fds.remove(fd)
-                os.close(fd)
                 continue
             buf = out if fd == out_r else err
             buf += chunk
             if len(buf) > output_limit:
                 overflow = True
                 kill(pid)
-                for other in open_fds:
-                    os.close(other)
                 open_fds = []
                 break
+    for fd in (out_r, err_r, pidfd):
+        os.close(fd)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     return status, None if overflow else bytes(out), bytes(err[-2000:])
 
