@@ -117,6 +117,7 @@ def test_hard_timeout_kills_slow_cas_work_and_others_complete():
     out = verify_batch(items, workers=2, timeout=0.25)
     assert time.monotonic() - t0 < 3.0
     assert out[0].status == "timeout" and out[0].reward == 0.0 and "0.25" in out[0].reason
+    assert out[0].extracted == "\\sin(10^{50000})"
     assert all(v.status == "correct" for v in out[1:])
 
 

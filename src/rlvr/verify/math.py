@@ -307,27 +307,34 @@ def verify_batch(
         return []
     valid = [i for i, it in enumerate(items) if isinstance(it, dict)]
     tasks = [{"completion": items[i].get("completion"), "answer": items[i].get("answer")} for i in valid]
-    results: list[Any] = [
+    out: list[Verdict] = [
         Verdict(0.0, "error", f"item {i} is a {type(it).__name__}, not a dict") for i, it in enumerate(items)
     ]
-    if tasks:
-        with _pool_lock:
-            pool = _get_pool(
-                None if workers is None else max(1, int(workers)), float(timeout), max_completion_chars
-            )
-            for i, r in zip(valid, pool.map(tasks), strict=True):
-                results[i] = r
-    out = []
-    for r in results:
+    if not tasks:
+        return out
+    with _pool_lock:
+        pool = _get_pool(
+            None if workers is None else max(1, int(workers)), float(timeout), max_completion_chars
+        )
+        results = pool.map(tasks)
+    for i, task, r in zip(valid, tasks, results, strict=True):
         if isinstance(r, TimeoutMarker):
-            out.append(
-                Verdict(0.0, "timeout", f"grading took longer than {r.timeout:g}s", None, r.timeout * 1000)
-            )
+            reason = f"grading took longer than {r.timeout:g}s"
+            out[i] = Verdict(0.0, "timeout", reason, _extracted(task, max_completion_chars), r.timeout * 1000)
         elif isinstance(r, ErrorMarker):
-            out.append(Verdict(0.0, "error", r.message[:200]))
+            out[i] = Verdict(0.0, "error", r.message[:200], _extracted(task, max_completion_chars))
         else:
-            out.append(r)
+            out[i] = r
     return out
+
+
+def _extracted(task: dict[str, Any], max_completion_chars: int) -> str | None:
+    """The final answer of a task whose grading did not finish (extraction itself is linear and cheap)."""
+    completion = task["completion"]
+    if not isinstance(completion, str) or len(completion) > max_completion_chars:
+        return None
+    answer = A.extract_final_answer(completion).answer
+    return answer[:200] if answer else None
 
 
 def verify(completion: str, answer: Any, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> Verdict:
