@@ -225,6 +225,7 @@ def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)

@@ -25,9 +25,6 @@ SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "eval_config.json"
 
-# Settings that change what the rows mean: a resumed run must use the same ones.
-_RESUME_KEYS = ("n", "temperature", "top_p", "max_new_tokens", "seed", "batch_size", "problems_sha256")
-
 
 def evaluate(
     backend: Any,
@@ -204,7 +201,8 @@ def _check_resume_config(path: Path, settings: dict[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    keys = [k for k in (*_RESUME_KEYS, "model", "task") if k in old or k in settings]
+    # Every recorded setting (sampling, problems, model, task, system prompt, ...) must match.
+    keys = list(dict.fromkeys([*old, *settings]))
     changed = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in keys if old.get(k) != settings.get(k)]
     if changed:
         raise DataError(
