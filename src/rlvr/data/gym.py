@@ -361,7 +361,7 @@ def spray_audit(names: list[str] | None = None, n: int = 20, seed: int = 0) -> l
                 continue
             spray = " ".join([*others[:2], golds[i], *others[2:]])
             try:
-                default.append(float(ds.score_answer(spray, ds[i])))
+                default.append(float(ds.score_answer(spray, ds[s.gold["index"]])))
             except Exception:
                 default.append(0.0)
             strict.append(grade({**s.gold, "completion": f"<answer>{spray}</answer>"}).reward)
