@@ -173,12 +173,18 @@ def _log10_int(n: int) -> float:
     return math.log10(n) if bits < 1000 else bits * 0.30103
 
 
+def _log10_float(f: sympy.Float) -> float:
+    """|log10| of a float's magnitude, from its binary exponent (no big-number arithmetic)."""
+    _, mantissa, exponent, bits = f._mpf_
+    return abs(exponent + bits) * 0.30103 if mantissa else 0.0
+
+
 def _log10_value(e: sympy.Basic) -> float:
     """log10 of an upper bound on |e| for the numeric parts of ``e`` (symbols count as 1)."""
     if e.is_Rational:
         return max(_log10_int(int(e.p)), _log10_int(int(e.q)))
     if e.is_Float:
-        return abs(float(sympy.log(abs(e) + 1, 10))) if abs(e) < 10**300 else float(len(str(e)))
+        return _log10_float(e)
     if e.is_Pow:
         base, exp = e.args
         lb, le = _log10_value(base), _log10_value(exp)
@@ -214,7 +220,7 @@ def evaluate(expr: sympy.Basic) -> sympy.Basic:
     """Evaluate an unevaluated parse; decimals become exact rationals (0.33 -> 33/100)."""
     if isinstance(expr, sympy.MatrixBase):
         return expr.applyfunc(evaluate)
-    floats = {f: sympy.Rational(str(f)) for f in expr.atoms(sympy.Float) if abs(f) < 10**300}
+    floats = {f: sympy.Rational(str(f)) for f in expr.atoms(sympy.Float) if _log10_float(f) < 1000}
     if floats:
         expr = expr.xreplace(floats)
     return expr.doit() if hasattr(expr, "doit") else expr
