@@ -618,3 +618,21 @@ def test_sample_file_grades_without_errors_and_loose_is_never_stricter(tmp_path)
     assert [v.status for v in strict] == [r["status"] for r in read_jsonl(tmp_path / "out.jsonl")]
     assert all(lo.reward >= st.reward for lo, st in zip(loose, strict_partial, strict=True))
     assert sum(lo.reward for lo in loose) > sum(st.reward for st in strict_partial)
+
+
+def test_samples_from_the_data_loader_form_reach_the_verifier():
+    from rlvr.records import Sample
+    from rlvr.verify import verify_samples
+
+    gold = {
+        "instruction_id_list": ["combination:repeat_prompt", "punctuation:no_comma"],
+        "kwargs": [{}, {}],
+        "prompt": "Name a color.",
+    }
+    sample = Sample(id="s1", prompt="Name a color.", verifier="ifeval", gold=gold)
+    good, bad = verify_samples([sample, sample], ["Name a color. Blue.", "Blue, obviously."], workers=0)
+    assert good.status == "correct" and bad.status == "incorrect"
+    assert (
+        "combination:repeat_prompt=FAIL" in bad.reason
+        and "punctuation:no_comma=FAIL (1 commas)" in bad.reason
+    )
