@@ -58,6 +58,18 @@ CASES = [
     ("keywords:frequency", {"keyword": "love", "frequency": 3, "relation": "at least"}, "love love", False),
     ("keywords:frequency", {"keyword": "the", "frequency": 2, "relation": "less than"}, "the cat", True),
     ("keywords:frequency", {"keyword": "the", "frequency": 2, "relation": "less than"}, "then the", False),
+    (
+        "keywords:frequency",
+        {"keyword": " love ", "frequency": 2, "relation": "at least"},
+        "lovely love",
+        True,
+    ),
+    (
+        "keywords:letter_frequency",
+        {"letter": " ", "let_frequency": 1, "let_relation": "less than"},
+        "a b c",
+        True,
+    ),
     ("keywords:forbidden_words", {"forbidden_words": ["cat", "dog"]}, "I have a Cat.", False),
     ("keywords:forbidden_words", {"forbidden_words": ["cat", "dog"]}, "concatenate dogma", True),
     (

@@ -97,6 +97,7 @@ def keywords_existence(value: str, *, keywords: list[str]) -> Result:
 
 
 def keywords_frequency(value: str, *, keyword: str, frequency: int, relation: str) -> Result:
+    keyword = keyword.strip()
     count = len(re.findall(re.escape(keyword), value, flags=re.IGNORECASE))
     return _compare(count, relation, frequency, f"x {keyword!r}")
 
@@ -112,7 +113,8 @@ def keywords_forbidden_words(value: str, *, forbidden_words: list[str]) -> Resul
 
 def keywords_letter_frequency(value: str, *, letter: str, let_frequency: int, let_relation: str) -> Result:
     letter = letter.strip().lower()
-    return _compare(value.lower().count(letter), let_relation, let_frequency, f"x {letter!r}")
+    count = value.lower().count(letter) if letter else 0  # a blank letter occurs 0 times, as in the reference
+    return _compare(count, let_relation, let_frequency, f"x {letter!r}")
 
 
 def language_response_language(value: str, *, language: str) -> Result:
