@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from rlvr.cli import app
 from rlvr.records import Sample
+from rlvr.verify import code as code_module
 from rlvr.verify import get_verifier, sandbox, verify_samples
 from rlvr.verify.code import TestSpecError, extract_code, parse_suite, verify_batch
 
@@ -97,6 +98,47 @@ def test_parse_suite_formats():
 def test_parse_suite_rejects_malformed_tests(tests, entry_point, message):
     with pytest.raises(TestSpecError, match=message):
         parse_suite("visible", tests, entry_point)
+
+
+def test_report_must_be_complete_and_carry_the_nonce():
+    suites = [
+        parse_suite("visible", "assert f() == 1\nassert f() == 1"),
+        parse_suite("hidden", [{"stdin": "", "stdout": ""}]),
+    ]
+    good = {
+        "nonce": "n0",
+        "suites": [
+            {"name": "visible", "results": [(True, ""), (True, "")]},
+            {"name": "hidden", "results": [(True, "")]},
+        ],
+    }
+
+    def read(report, returncode=0):
+        result = sandbox.RunResult(returncode, repr(report).encode(), b"", False, False, 0.1)
+        return code_module._read_report(result, "n0", suites)
+
+    assert read(good) == [[(True, ""), (True, "")], [(True, "")]]
+    forged = [
+        ({**good, "nonce": "guess"}, "nonce"),
+        ({"suites": good["suites"]}, "nonce"),
+        ({**good, "suites": good["suites"][:1]}, "number of suites"),
+        ({**good, "suites": good["suites"][::-1]}, "wrong suites"),
+        ({**good, "suites": [{"name": "visible", "results": [(True, "")]}, good["suites"][1]]}, "incomplete"),
+        (
+            {**good, "suites": [{"name": "visible", "results": [(1, ""), (1, "")]}, good["suites"][1]]},
+            "malformed",
+        ),
+        ("all tests passed", "nonce"),
+    ]
+    for report, message in forged:
+        with pytest.raises(ValueError, match=message):
+            read(report)
+    with pytest.raises(ValueError, match="exited with status 1"):
+        read(good, returncode=1)
+    with pytest.raises(ValueError, match="malformed"):
+        code_module._read_report(
+            sandbox.RunResult(0, b"{'nonce': 'n0', 'suites': [", b"", False, False, 0.1), "n0", suites
+        )
 
 
 def test_unparsable_and_malformed_items_do_not_run():
