@@ -191,7 +191,7 @@ def verify_batch(
 
     from rlvr.verify.pool import ErrorMarker, TimeoutMarker, run_with_timeouts
 
-    if any(_uses_language(item) for item in items):
+    if any(_uses_language(item) for item, _ in tasks):
         detect_language("warm up")  # load langdetect's profiles once, before the workers fork
     results = run_with_timeouts(_grade_timed, tasks, workers=workers, timeout=timeout)
     verdicts = []

@@ -4,7 +4,7 @@ The reference IFEval grader counts sentences with NLTK's pre-trained Punkt model
 tokenizes words for the capital-word check with ``nltk.word_tokenize`` (Punkt sentences, then the
 Penn Treebank rules). The Punkt model is a download, so this module re-implements both:
 
-* :func:`split_sentences` follows the Punkt algorithm (Kiss & Strunk, 2006) as NLTK applies it:
+* :func:`split_sentences` follows the Punkt algorithm (Kiss & Strunk, 2006) as NLTK 3.9 applies it:
   candidate ends at ``.``, ``?`` and ``!`` followed by whitespace and a token or by closing punctuation;
   a token ending in a period is a sentence break unless it is a known abbreviation; abbreviations,
   ellipses, initials and numbers are then re-examined from the case of the next word; closing quotes
@@ -12,8 +12,9 @@ Penn Treebank rules). The Punkt model is a download, so this module re-implement
   corpus (abbreviation types, frequent sentence starters, each word's orthographic history,
   collocations) is replaced by the fixed lists below, so texts that hinge on a rare abbreviation or on
   a capitalised word after an abbreviation can split differently from the reference.
-* :func:`word_tokenize` applies the Treebank rules (punctuation, brackets, quotes, clitics such as
-  ``n't`` and ``'s``, ``cannot``/``gonna``) to each sentence.
+* :func:`word_tokenize` applies NLTK 3.9's Treebank rules (punctuation, brackets, quotes, clitics such
+  as ``n't`` and ``'s``, ``cannot``/``gonna``) to each sentence. (NLTK 3.10 added curly quotes and
+  Unicode dashes to some rules; published IFEval scores predate it.)
 * :func:`count_words` is the reference's ``\\w+`` tokenizer exactly.
 
 Every regular expression here runs in time linear in the text (no nested or overlapping repetition),
