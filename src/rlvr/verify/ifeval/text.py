@@ -14,7 +14,7 @@ Penn Treebank rules). The Punkt model is a download, so this module re-implement
   a capitalised word after an abbreviation can split differently from the reference.
 * :func:`word_tokenize` applies NLTK 3.9's Treebank rules (punctuation, brackets, quotes, clitics such
   as ``n't`` and ``'s``, ``cannot``/``gonna``) to each sentence. (NLTK 3.10 added curly quotes and
-  Unicode dashes to some rules; published IFEval scores predate it.)
+  Unicode dashes to some rules.)
 * :func:`count_words` is the reference's ``\\w+`` tokenizer exactly.
 
 Every regular expression here runs in time linear in the text (no nested or overlapping repetition),
