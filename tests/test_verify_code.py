@@ -57,6 +57,10 @@ def check(candidate):
         ("```\nx = 1\n```", "x = 1\n"),
         ("```python\nfirst\n```\ntext\n```python\nsecond\n```", "second\n"),
         ("```python\nx = 1\n```\nthen some shell:\n```bash\nls\n```", "x = 1\n"),
+        ("```bash\nls\n```\nprose\n```python\nx = 1\n```\n", "x = 1\n"),
+        ("```Python3\r\nx = 1\r\n```", "x = 1\r\n"),
+        ("  ```python\n  x = 1\n  ```\n", "  x = 1\n"),
+        ("```python\ns = '```'\n```", "s = '```'\n"),  # a fence only on a line of its own
         ("no code here", None),
         ("```python\nunclosed = 1\n", None),
         ("", None),

@@ -37,7 +37,7 @@ from rlvr.verify.sandbox import Limits, RunResult, check_sandbox, run_python, sa
 __all__ = ["DEFAULT_TIMEOUT", "TestSpecError", "extract_code", "verify_batch", "verify_one"]
 
 DEFAULT_TIMEOUT = 10.0
-_FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_PYTHON_FENCES = ("", "python", "python3", "py")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -48,9 +48,24 @@ class TestSpecError(ValueError):
 
 
 def extract_code(completion: str) -> str | None:
-    """The last closed ```python / ```py / bare ``` block of ``completion`` (None if there is none)."""
-    blocks = [m.group(2) for m in _FENCE.finditer(completion or "")]
-    return blocks[-1] if blocks else None
+    """The last closed ```python / ```py / bare ``` block of ``completion`` (None if there is none).
+
+    Fences are read line by line, so the closing fence of another language's block is never taken
+    for the opening of a bare one.
+    """
+    found, language, body = None, None, []
+    for line in (completion or "").splitlines(keepends=True):
+        fence = line.strip()
+        if language is None:
+            if fence.startswith("```"):
+                language, body = fence[3:].strip().lower(), []
+        elif fence == "```":
+            if language in _PYTHON_FENCES:
+                found = "".join(body)
+            language = None
+        else:
+            body.append(line)
+    return found
 
 
 # ----------------------------------------------------------------------------------------------------
