@@ -236,9 +236,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--show-disagreements", type=int, default=15)
+    ap.add_argument(
+        "--skip-category", action="append", default=[], help="leave out a labelled category (e.g. blowup)"
+    )
     args = ap.parse_args()
 
     labelled = read_jsonl(CASES, required=("id", "gold", "completion", "expected"))
+    labelled = [c for c in labelled if c["category"] not in args.skip_category]
     generated = generate(args.generated, args.seed)
     cases = labelled + generated
     n_lab = len(labelled)
@@ -270,7 +274,8 @@ def main() -> None:
         )
     ratio = rows[0]["cases_per_s"] / rows[-1]["cases_per_s"]
 
-    print(f"{len(cases)} cases: {n_lab} labelled + {len(generated)} generated (seed {args.seed})")
+    skipped = f", skipping {', '.join(args.skip_category)}" if args.skip_category else ""
+    print(f"{len(cases)} cases: {n_lab} labelled + {len(generated)} generated (seed {args.seed}{skipped})")
     print(f"reward agreement rlvr vs math-verify: {agree:.1%}")
     header = f"{'grader':<12} {'procs':>5} {'lab.status':>10} {'lab.reward':>10} {'gen.reward':>10} {'cases/s':>9} {'seconds':>8}"
     print(header)
