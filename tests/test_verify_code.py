@@ -213,6 +213,8 @@ def test_stdout_comparison_rules():
     assert "got 'a'" in io("print('a')", "ab").reason  # truncated last line
     assert "got ' a'" in io("print(' a')", "a").reason  # leading whitespace counts
     assert not io("print('a\\n\\nb')", "a\nb").correct  # inner blank lines count
+    assert io("print('a')\nexit()\nprint('b')", "a").correct  # exit()/quit() work without ``site``
+    assert "exit status 3" in io("print('a')\nquit(3)", "a").reason
 
 
 @needs_sandbox

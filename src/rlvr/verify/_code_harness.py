@@ -111,8 +111,14 @@ def describe(exc):
 # children
 
 
+def exit_program(code=None):
+    """``exit()`` / ``quit()``, which ``site`` would have provided."""
+    raise SystemExit(code)
+
+
 def become_child(stdin_fd, stdout_fd, stderr_fd, keep=()):
     """Wire the standard streams of a freshly forked child and close every descriptor not in ``keep``."""
+    builtins.exit = builtins.quit = exit_program
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.dup2(stdin_fd, 0)
     os.dup2(stdout_fd, 1)
