@@ -96,6 +96,14 @@ def _scalar_equal(gold: A.Norm, pred: A.Norm) -> bool:
     return _sympy_equal(g, p)
 
 
+def _same_value(a: A.Norm, b: A.Norm) -> bool:
+    """Two parts of one prediction (hedge checks): equal values, where unparsable means different."""
+    try:
+        return _compare(a, b)[0]
+    except _Refused:
+        return False
+
+
 def _items_equal(gold_items: Sequence[str], pred_items: Sequence[str], ordered: bool) -> bool:
     if len(gold_items) != len(pred_items) or len(gold_items) > A.MAX_ELEMENTS:
         return False
@@ -125,7 +133,7 @@ def _compare(gold: A.Norm, pred: A.Norm) -> tuple[bool, str]:
             ps = A.Structure("list", tuple(parts))
         else:
             values = [A.normalise(x) for x in parts]
-            if not all(_scalar_equal(values[0], v) for v in values[1:]):
+            if not all(_same_value(values[0], v) for v in values[1:]):
                 return False, f"hedge: {len(parts)} different alternatives"
             pred, ps = values[0], None
     if gs is None:
@@ -203,7 +211,7 @@ def grade(item: dict[str, Any], max_completion_chars: int = MAX_COMPLETION_CHARS
     try:
         pred = A.normalise(extracted)
         for other in ext.others:
-            if not _compare(pred, A.normalise(other))[0]:
+            if not _same_value(pred, A.normalise(other)):
                 return verdict(
                     False, "incorrect", "hedge: different boxed answers on the final line", extracted
                 )
