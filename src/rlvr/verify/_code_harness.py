@@ -173,11 +173,14 @@ def run_program(code, stdin_text, output_limit):
     out, err, overflow = bytearray(), bytearray(), False
     # Read until both pipes close or, once the program has exited, until they have nothing more to
     # give: a process it left behind may hold them open.
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # Linux before 5.3: wait for the pipes to close
+        pidfd = None
     exited = False
     open_fds = [out_r, err_r]
     while open_fds:
-        watched = open_fds if exited else open_fds + [pidfd]
+        watched = open_fds if exited or pidfd is None else open_fds + [pidfd]
         ready = select.select(watched, [], [], 0 if exited else None)[0]
         if not ready:
             break
@@ -197,7 +200,8 @@ def run_program(code, stdin_text, output_limit):
                 open_fds = []
                 break
     for fd in (out_r, err_r, pidfd):
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     return status, None if overflow else bytes(out), bytes(err[-2000:])
 
