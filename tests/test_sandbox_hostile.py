@@ -167,6 +167,25 @@ def hostile_items(c: Canaries) -> dict[str, dict]:
             ),
             "tests": "assert add(1, 2) == 3",
         },
+        "float_subclass_lies": {
+            "completion": solution(
+                """
+                class F(float):
+                    def __eq__(self, other):
+                        return True
+                    def __sub__(self, other):
+                        return F(0.0)
+                    def __abs__(self):
+                        return 0.0
+                    def __lt__(self, other):
+                        return True
+                    __hash__ = float.__hash__
+                def area(r):
+                    return F(1.0)
+                """
+            ),
+            "tests": "assert area(1) == 3.14159\nassert abs(area(1) - 3.14159) < 1e-3",
+        },
         "list_subclass_lies": {
             "completion": solution(
                 """
