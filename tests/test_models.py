@@ -20,6 +20,15 @@ CHAT = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A tiny model gains nothing from threads, and they thrash on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
@@ -319,3 +328,9 @@ def test_embedded_cache_location_and_completeness(monkeypatch, tmp_path, tiny_pa
     assert embedded.smollm2_path(folder) == folder  # complete: used as is, no conversion
     (folder / embedded.MARKER).write_text(json.dumps({"package_version": "0.0.0-other"}))
     assert embedded.is_converted(folder) == (version is None)
+
+
+def test_gguf_file_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="GGUF file not found"):
+        load_backend(tmp_path / "missing.gguf")

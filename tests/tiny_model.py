@@ -2,7 +2,8 @@
 
 The model (2 layers, hidden 64, ~300-token byte-level BPE vocabulary) is random, so its text is noise,
 but it loads through the same code path as a hub checkpoint: ``load_backend(make_tiny_model(tmp_path))``.
-It takes well under a second to build.
+It takes well under a second to build. Run it with ``torch.set_num_threads(1)``: at this size threads
+only add overhead, and on a busy machine they make every step many times slower.
 """
 
 from __future__ import annotations

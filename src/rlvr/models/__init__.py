@@ -30,14 +30,15 @@ def load_backend(
     """Load a model + tokenizer as an `HFBackend`.
 
     ``name_or_path``: ``"default"`` / ``"smollm2-135m-instruct"`` (the embedded model), a local folder
-    written by ``save_pretrained`` (or ``HFBackend.save``), or a Hub id (needs network access).
+    written by ``save_pretrained`` (or ``HFBackend.save``), a ``.gguf`` file (converted once to a
+    cached safetensors folder), or a Hub id (needs network access).
     ``dtype``: ``float32`` (default), ``bfloat16`` or ``float16``. ``seed`` seeds sampling when a call
     gives no ``SamplingParams.seed``.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlvr.models.embedded import ALIASES, SMOLLM2_NAME, smollm2_path
+    from rlvr.models.embedded import ALIASES, SMOLLM2_NAME, gguf_checkpoint, smollm2_path
     from rlvr.models.hf import HFBackend
 
     if dtype not in DTYPES:
@@ -45,8 +46,9 @@ def load_backend(
     name = str(name_or_path)
     if name in ALIASES:
         source, name = str(smollm2_path()), SMOLLM2_NAME
+    elif name.lower().endswith(".gguf"):
+        source = str(gguf_checkpoint(name))
     else:
-        source = name
         looks_local = Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
         if looks_local and not Path(name).expanduser().is_dir():
             raise FileNotFoundError(f"model folder not found: {name}")

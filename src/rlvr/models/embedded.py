@@ -9,6 +9,7 @@ Cache folder: ``$RLVR_CACHE/models/smollm2-135m-instruct``, default ``~/.cache/r
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -62,8 +63,11 @@ def _package_version() -> str | None:
         return None
 
 
-def is_converted(folder: Path) -> bool:
-    """True when ``folder`` holds a complete conversion of the installed package's GGUF."""
+def is_converted(folder: Path, expect: dict | None = None) -> bool:
+    """True when ``folder`` holds a complete conversion whose marker agrees with ``expect``.
+
+    Without ``expect``, the embedded model's: the installed package version (when it is installed).
+    """
     marker = folder / MARKER
     if not marker.is_file() or not all((folder / f).is_file() for f in _REQUIRED_FILES):
         return False
@@ -71,8 +75,10 @@ def is_converted(folder: Path) -> bool:
         info = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    installed = _package_version()
-    return installed is None or info.get("package_version") == installed
+    if expect is None:
+        installed = _package_version()
+        expect = {"package_version": installed} if installed is not None else {}
+    return all(info.get(k) == v for k, v in expect.items())
 
 
 def smollm2_path(cache: str | os.PathLike | None = None) -> Path:
@@ -82,10 +88,27 @@ def smollm2_path(cache: str | os.PathLike | None = None) -> Path:
         return folder
     gguf = smollm2_gguf()
     log.info("converting %s to safetensors in %s (once)", gguf, folder)
-    convert_gguf(
-        gguf, folder, marker={"package": SMOLLM2_DISTRIBUTION, "package_version": _package_version()}
-    )
-    return folder
+    marker = {"package": SMOLLM2_DISTRIBUTION, "package_version": _package_version()}
+    return convert_gguf(gguf, folder, marker=marker)
+
+
+def gguf_checkpoint(gguf: str | os.PathLike) -> Path:
+    """A safetensors checkpoint folder converted (once, cached) from any GGUF causal-LM file.
+
+    The cache entry is keyed by the file's absolute path, size and modification time, so an edited
+    or replaced file is converted again.
+    """
+    gguf = Path(gguf).expanduser().resolve()
+    if not gguf.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {gguf}")
+    st = gguf.stat()
+    identity = {"source_path": str(gguf), "source_bytes": st.st_size, "source_mtime_ns": st.st_mtime_ns}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_root() / "models" / f"gguf-{gguf.stem.lower()}-{key}"
+    if is_converted(folder, identity):
+        return folder
+    log.info("converting %s to safetensors in %s (once)", gguf, folder)
+    return convert_gguf(gguf, folder, marker=identity)
 
 
 def convert_gguf(gguf: Path, target: Path, marker: dict | None = None) -> Path:
@@ -109,18 +132,18 @@ def convert_gguf(gguf: Path, target: Path, marker: dict | None = None) -> Path:
         _forget_quantization(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        info = {"source": gguf.name, "source_bytes": gguf.stat().st_size, **(marker or {})}
+        info = {"source": gguf.name, **(marker or {})}
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         _check_conversion(tmp)
         if target.exists():  # a stale or partial folder (a complete one was returned earlier)
-            if is_converted(target):
+            if is_converted(target, marker):
                 shutil.rmtree(tmp)
                 return target
             shutil.rmtree(target)
         try:
             os.rename(tmp, target)
         except OSError:
-            if not is_converted(target):  # lost a race to a writer that left something unusable
+            if not is_converted(target, marker):  # lost a race to a writer that left something unusable
                 raise
             shutil.rmtree(tmp)
     except BaseException:
