@@ -43,6 +43,13 @@ def test_labelled_case(case, table_verdicts):
     assert v.reason
 
 
+def test_hostile_answers_are_refused_quickly(table_verdicts):
+    hostile = [c["id"] for c in CASES if c["category"] == "hostile"]
+    assert len(hostile) >= 5
+    slow = {i: table_verdicts[i].elapsed_ms for i in hostile if table_verdicts[i].elapsed_ms > 1500}
+    assert not slow, f"hostile answers should be refused well within the limit: {slow}"
+
+
 def test_verdict_fields_for_a_correct_answer():
     v = verify("The area is $\\boxed{\\dfrac{3}{4}}$.", "0.75")
     assert (v.reward, v.status, v.extracted) == (1.0, "correct", "\\dfrac{3}{4}")

@@ -30,6 +30,10 @@ from sympy.parsing.sympy_parser import (
 )
 
 MAX_DIGITS = 100_000  # refuse to evaluate anything whose value would need more decimal digits
+# The LaTeX grammar (ANTLR) can take seconds on long or deeply nested input; such answers are refused.
+MAX_LATEX_CHARS = 400
+MAX_NESTING = 12
+MAX_RELATIONS = 3
 PRECISION = 60  # digits asked of a numeric difference
 ZERO_DIGITS = 600  # working precision allowed to tell a nonzero difference from zero
 ZERO_TOL = sympy.Float(10) ** -500
@@ -73,7 +77,8 @@ _TRANSFORMS = (*standard_transformations, implicit_multiplication_application, c
 
 
 class TooLarge(ValueError):
-    """Evaluating the expression would produce a number with more than MAX_DIGITS digits."""
+    """The answer is too large to evaluate (a value over MAX_DIGITS digits) or too complex to parse
+    safely (over MAX_LATEX_CHARS characters, brackets nested deeper than MAX_NESTING, unbalanced)."""
 
 
 def _latex_to_plain(s: str) -> str | None:
@@ -151,6 +156,7 @@ def parse(s: str) -> sympy.Basic:
     """Unevaluated sympy object for a LaTeX (or plain) answer; raises on failure or if too large."""
     expr = _parse_plain(s)
     if expr is None:
+        _check_latex_complexity(s)
         try:
             with sympy.evaluate(False):
                 expr = latex2sympy(s, normalization_config=_NORMALISATION, conversion_config=_CONVERSION)
@@ -163,6 +169,26 @@ def parse(s: str) -> sympy.Basic:
     if isinstance(expr, sympy.Basic) and too_large(expr):
         raise TooLarge(f"evaluating {s[:60]!r} would need more than {MAX_DIGITS} digits")
     return expr
+
+
+def _check_latex_complexity(s: str) -> None:
+    if len(s) > MAX_LATEX_CHARS:
+        raise TooLarge(f"answer too long for the LaTeX parser ({len(s)} > {MAX_LATEX_CHARS} chars)")
+    depth = deepest = 0
+    for c in s:
+        if c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                break
+    if depth != 0:
+        raise TooLarge("unbalanced brackets")
+    if deepest > MAX_NESTING:
+        raise TooLarge(f"brackets nested deeper than {MAX_NESTING}")
+    if sum(s.count(op) for op in ("=", "<", ">", "\\le", "\\ge", "\\ne")) > MAX_RELATIONS:
+        raise TooLarge(f"more than {MAX_RELATIONS} relations")
 
 
 def _log10_int(n: int) -> float:
@@ -185,6 +211,8 @@ def _log10_value(e: sympy.Basic) -> float:
         return max(_log10_int(int(e.p)), _log10_int(int(e.q)))
     if e.is_Float:
         return _log10_float(e)
+    if e.is_NumberSymbol:  # pi, E, ...
+        return abs(math.log10(float(e)))
     if e.is_Pow:
         base, exp = e.args
         lb, le = _log10_value(base), _log10_value(exp)
