@@ -27,8 +27,9 @@ Guards
 Every item is graded in a worker process of :class:`rlvr.verify.pool.WorkerPool` with a hard
 wall-clock limit (the worker is killed and replaced; the item gets ``timeout``). Expressions whose
 value would have more than 100,000 digits (``9^{9^{9^9}}``, ``1000000!``) are refused before sympy
-evaluates them (``incorrect``). Completions longer than ``max_completion_chars`` (default 200,000),
-final answers longer than 1,000 characters and braces nested deeper than 40 get reward 0 with a reason.
+evaluates them (``incorrect``), and so are answers too long or too deeply nested for the LaTeX
+grammar. Completions longer than ``max_completion_chars`` (default 200,000), final answers longer
+than 1,000 characters and braces nested deeper than 40 get reward 0 with a reason.
 """
 
 from __future__ import annotations
