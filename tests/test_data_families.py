@@ -156,5 +156,8 @@ def test_family_errors():
         load_task("family:nope", n=1)
     with pytest.raises(ValueError, match="distinct test variations"):
         load_task("aiw", n=100, split="test")  # 144 variations, about a fifth held out
+    whole = load_task("aiw", split="test")  # n=None: every test variation when there are fewer than 100
+    assert 15 < len(whole) < 45 and len({s.variation_id for s in whole}) == len(whole)
+    assert len(load_task("family:renamed")) == 100
     with pytest.raises(ValueError, match="answer_format"):
         load_task("aiw", n=1, answer_format="xml")

@@ -98,7 +98,10 @@ def load_family(
     prompt_type: str = "STANDARD",
     answer_format: str = "boxed",
 ) -> list[Sample]:
-    """``n`` distinct variations (default 100) of family ``name`` from ``split``, drawn by ``seed``."""
+    """``n`` distinct variations of family ``name`` from ``split``, drawn by ``seed``.
+
+    ``n=None`` asks for 100, or for every variation of the split when it has fewer.
+    """
     _load_builtin_families()
     if name not in FAMILIES:
         raise KeyError(f"unknown family {name!r}; available: {', '.join(sorted(FAMILIES))}")
@@ -106,13 +109,15 @@ def load_family(
         raise ValueError(f"family:{name}: unknown split {split!r}; expected 'train' or 'test'")
     suffix = prompt_suffix(prompt_type, answer_format)
     family = FAMILIES[name]
-    n = 100 if n is None else n
+    wanted = 100 if n is None else n
     rng = random.Random(f"{name}:{split}:{seed}")
     problems: dict[str, Problem] = {}
     attempts = 0
-    while len(problems) < n:
+    while len(problems) < wanted:
         attempts += 1
-        if attempts > 100 * n + 1000:
+        if attempts > 100 * wanted + 1000:
+            if n is None:
+                break
             raise ValueError(
                 f"family:{name}: found only {len(problems)} distinct {split} variations, asked for {n}"
             )
