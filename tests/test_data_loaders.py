@@ -181,6 +181,11 @@ def test_humaneval_and_stdio(tmp_path):
     assert s.id == "HumanEval/0" and s.gold["entry_point"] == "inc"
     assert s.gold["tests"] == he["test"] and "def inc(x):" in s.prompt
 
+    del he["entry_point"]
+    write_jsonl(tmp_path / "he_bad.jsonl", [{**he, "entry_point": "inc"}, {**he, "task_id": "HumanEval/1"}])
+    with pytest.raises(DataError, match=r"he_bad\.jsonl:2: humaneval record: missing field 'entry_point'"):
+        load_task(str(tmp_path / "he_bad.jsonl"))
+
     apps = {
         "problem_id": 7,
         "question": "Read n, print n+1.",
