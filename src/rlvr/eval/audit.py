@@ -31,6 +31,7 @@ AUDIT_FILE = "audit.json"
 CONTROL_MIN_GAIN = 0.02  # a control gain below this is noise
 CONTROL_GAIN_RATIO = 0.75  # flag when the control gains at least this share of the real gain
 FAILURE_LIMITS = {"unparsable": 0.20, "timeout": 0.02, "error": 0.02}
+MIN_TREND_STEPS = 4  # training-trend audits need at least this many logged steps
 FAILURE_RISE = 0.10  # failure share of the last window of steps minus that of the first
 HEDGE_LIMIT = 0.05
 LENGTH_COLLAPSE_RATIO = 0.5  # last-window mean length below half of the first window's
@@ -86,12 +87,13 @@ def status_counts(record: dict[str, Any]) -> dict[str, int]:
 def window_means(
     log: Sequence[dict[str, Any]], key: str, window: int | None = None
 ) -> tuple[float, float] | None:
-    """Means of metric ``key`` over the first and last ``window`` steps that report it (None if < 2 steps).
+    """Means of metric ``key`` over the first and last ``window`` steps that report it.
 
+    None when fewer than ``MIN_TREND_STEPS`` steps report it (too short a run to speak of a trend).
     The default window is a quarter of the steps, at most 20.
     """
     vals = [v for v in (metric(r, key) for r in log) if v is not None]
-    if len(vals) < 2:
+    if len(vals) < MIN_TREND_STEPS:
         return None
     w = window or max(1, min(20, len(vals) // 4))
     return sum(vals[:w]) / w, sum(vals[-w:]) / w
@@ -107,9 +109,11 @@ def control_audit(
 ) -> dict[str, Any]:
     """Compare the gain of the real run with the gain of a random-reward control run.
 
-    Gains come from the two training logs (last-window mean minus first-window mean of ``reward_mean``
-    and ``accuracy``) and, for a demo summary with ``before``/``after``/``control``, from the held-out
-    accuracies. The flag fires when the control gains at least 3/4 of what the real run gains.
+    Gains come from the two training logs (last-window mean minus first-window mean of ``accuracy``,
+    the verifier's verdicts on the training samples) and, for a demo summary with ``before``/``after``/
+    ``control``, from the held-out accuracies. The flag fires when the control gains at least 3/4 of
+    what the real run gains. ``reward_mean`` is reported too but never flagged: the control's rewards
+    are random by design, so their trend says nothing about the policy.
     """
     figures: dict[str, Any] = {}
     flags = []
@@ -129,6 +133,8 @@ def control_audit(
     if held_out:
         figures["heldout_accuracy"] = held_out
     for name, f in figures.items():
+        if name == "train_reward_mean":
+            continue
         real_gain, ctrl_gain = f["real_gain"], f["control_gain"]
         if ctrl_gain >= CONTROL_MIN_GAIN and ctrl_gain >= CONTROL_GAIN_RATIO * real_gain:
             flags.append(
@@ -139,7 +145,13 @@ def control_audit(
                     "rather than from the reward signal",
                 )
             )
-    note = "" if figures else "no control run (control/log.jsonl or a summary with 'control') found"
+    note = (
+        ""
+        if figures
+        else (
+            f"no control run to compare (control/log.jsonl with {MIN_TREND_STEPS}+ steps, or a summary with 'control')"
+        )
+    )
     return section(figures, flags, note)
 
 
@@ -343,7 +355,11 @@ def collapse_audit(log: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     f"{trunc[1]:.0%} of completions hit the length limit at the end of training",
                 )
             )
-    return section(figures, flags, "" if figures else "no training log with length or entropy")
+    return section(
+        figures,
+        flags,
+        "" if figures else f"no training log with length or entropy over {MIN_TREND_STEPS}+ steps",
+    )
 
 
 def loop_score(text: str, n: int = 4) -> float:
