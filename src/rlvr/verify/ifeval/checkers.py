@@ -112,9 +112,8 @@ def keywords_forbidden_words(value: str, *, forbidden_words: list[str]) -> Resul
 
 
 def keywords_letter_frequency(value: str, *, letter: str, let_frequency: int, let_relation: str) -> Result:
-    letter = letter.strip().lower()
-    count = value.lower().count(letter) if letter else 0  # a blank letter occurs 0 times, as in the reference
-    return _compare(count, let_relation, let_frequency, f"x {letter!r}")
+    letter = letter.lower()
+    return _compare(value.lower().count(letter), let_relation, let_frequency, f"x {letter!r}")
 
 
 def language_response_language(value: str, *, language: str) -> Result:
@@ -438,9 +437,11 @@ def prepare(
 
 def _check_ranges(instruction_id: str, args: dict[str, Any]) -> None:
     """Arguments the reference would silently replace with random ones."""
-    if instruction_id == "keywords:letter_frequency" and len(args["letter"]) != 1:
+    if instruction_id == "keywords:letter_frequency" and not (
+        len(args["letter"]) == 1 and "a" <= args["letter"].lower() <= "z"
+    ):
         raise InstructionError(
-            f"{instruction_id}: kwarg 'letter' must be one character, got {args['letter']!r}"
+            f"{instruction_id}: kwarg 'letter' must be one ASCII letter, got {args['letter']!r}"
         )
     if instruction_id == "keywords:frequency" and not args["keyword"].strip():
         raise InstructionError(f"{instruction_id}: kwarg 'keyword' is empty")
