@@ -26,7 +26,7 @@ def test_table_is_large_and_covers_every_category():
     counts = Counter(c["category"] for c in CASES)
     for category in (
         "number", "fraction", "symbolic", "equation", "set", "tuple", "interval", "units", "percent",
-        "text", "hedge", "extraction", "unparsable", "near_miss", "blowup",
+        "text", "hedge", "extraction", "unparsable", "near_miss", "blowup", "hostile",
     ):  # fmt: skip
         assert counts[category] >= 3, category
     assert {c["expected"] for c in CASES} == {"correct", "incorrect", "unparsable"}
