@@ -9,7 +9,7 @@ import torch
 from tiny_model import make_tiny_model
 
 from rlvr.models import Backend, SamplingParams, embedded, load_backend
-from rlvr.models.hf import HFBackend, _top_p_filter
+from rlvr.models.hf import HFBackend, _pick, _top_p_filter
 
 CHAT = [
     [{"role": "user", "content": "What is 2+3?"}],
@@ -196,6 +196,23 @@ def test_top_p_filter_keeps_the_nucleus():
     assert kept(0.99) == [True, True, True]
     shuffled = torch.tensor([[0.2, 0.5, 0.3]]).log()
     assert torch.isfinite(_top_p_filter(shuffled, 0.6))[0].tolist() == [False, True, True]
+
+
+def test_top_p_filter_falls_back_to_a_full_sort():
+    logits = torch.zeros(1, 1000)  # uniform: 256 candidates hold only 25.6% of the mass
+    assert torch.isfinite(_top_p_filter(logits, 0.5)).sum() == 500
+    assert torch.isfinite(_top_p_filter(logits, 0.2)).sum() == 200
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.7])
+def test_sampling_frequencies_follow_the_distribution(top_p):
+    probs = torch.tensor([0.4, 0.3, 0.2, 0.1, 0.0])
+    logits = probs.log().expand(40_000, -1)
+    tokens, logps = _pick(logits, 1.0, top_p, torch.Generator().manual_seed(0))
+    expected = probs if top_p == 1.0 else torch.tensor([0.4, 0.3, 0.0, 0.0, 0.0]) / 0.7
+    freq = torch.bincount(tokens, minlength=5) / len(tokens)
+    torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
+    torch.testing.assert_close(logps, expected[tokens].log())
 
 
 def test_top_p_sampling_stays_in_nucleus(backend):
