@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from rlvr.data import commands as data_commands
 from rlvr.eval import commands as eval_commands
 from rlvr.report import commands as report_commands
 from rlvr.train import commands as train_commands
@@ -24,7 +25,7 @@ def _root() -> None:
     """Reinforcement learning with verifiable rewards: verify, train, evaluate, report."""
 
 
-for _module in (verify_commands, train_commands, eval_commands, report_commands):
+for _module in (verify_commands, data_commands, train_commands, eval_commands, report_commands):
     _module.register(app)
 
 

@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str | BatchFn] = {
     "math": "rlvr.verify.math:verify_batch",
     "code": "rlvr.verify.code:verify_batch",
     "ifeval": "rlvr.verify.ifeval:verify_batch",
+    "reasoning_gym": "rlvr.data.gym:verify_batch",
 }
 
 

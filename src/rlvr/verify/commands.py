@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -50,6 +51,20 @@ def verify_file(
     }
 
 
+def parse_options(pairs: list[str]) -> dict:
+    """``["mode=loose", "partial_credit=true"]`` -> ``{"mode": "loose", "partial_credit": True}``."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"--option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def verify(
@@ -61,14 +76,25 @@ def register(app: typer.Typer) -> None:
         unsafe_no_sandbox: Annotated[
             bool, typer.Option("--unsafe-no-sandbox", help="code: run without bubblewrap (dangerous).")
         ] = False,
+        option: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--option",
+                "-O",
+                help="Verifier option KEY=VALUE (repeatable; VALUE parsed as JSON if it can be), "
+                "e.g. -O mode=loose -O partial_credit=true for ifeval.",
+            ),
+        ] = None,
     ) -> None:
         """Grade a JSONL file of completions and write one verdict per line."""
         from rich.console import Console
         from rich.table import Table
 
         console = Console()
-        options = {"unsafe_no_sandbox": True} if unsafe_no_sandbox else {}
         try:
+            options = parse_options(option or [])
+            if unsafe_no_sandbox:
+                options["unsafe_no_sandbox"] = True
             summary = verify_file(kind, input, output, workers=workers, timeout=timeout, **options)
         except (DataError, RuntimeError) as e:
             console.print(f"[red]error:[/red] {e}")
