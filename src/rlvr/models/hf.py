@@ -149,7 +149,7 @@ class HFBackend:
             mask[r, width - len(ids) :] = 1
 
         cache = DynamicCache(config=self.model.config)
-        logits = self._forward(input_ids, mask, cache, keep_last=True)
+        logits = self._forward(input_ids, mask, cache)
         # Give each sample its own copy of its prompt's cache row.
         src = torch.tensor([unique.index(i) for i in rows], device=device)
         if len(rows) != len(unique) or unique != rows:
@@ -183,16 +183,14 @@ class HFBackend:
                 mask, next_tokens = mask[idx], next_tokens[idx]
                 active = [active[k] for k in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            logits = self._forward(next_tokens[:, None], mask, cache, keep_last=True)
+            logits = self._forward(next_tokens[:, None], mask, cache)
         return list(zip(tokens, logps, finish, strict=True))
 
-    def _forward(
-        self, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any, keep_last: bool
-    ) -> torch.Tensor:
+    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
         """One cached forward step; returns the logits of the last position, ``[B, V]``."""
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
         kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
-        if keep_last and self._can_keep_last_logits:
+        if self._can_keep_last_logits:
             kwargs["logits_to_keep"] = 1
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **kwargs)
         return out.logits[:, -1, :]
