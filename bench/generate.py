@@ -1,6 +1,7 @@
 """Generation throughput of an rlvr backend: new tokens per second for a batch of chat prompts.
 
     python bench/generate.py --model default --batch 16 --new-tokens 64 --dtype float32 bfloat16
+    python bench/generate.py --logprob-gap      # fp32 vs bf16 log-probs of the same sampled tokens
 
 Every sequence is forced to run the full ``--new-tokens`` (EOS ignored) so runs are comparable.
 ``--compare-hf`` also times ``model.generate`` from transformers on the same batch.
@@ -39,11 +40,18 @@ def main() -> None:
         "--repeats", type=int, default=2, help="timed runs after a short warm-up; the best is kept"
     )
     ap.add_argument("--compare-hf", action="store_true", help="also time transformers' model.generate")
+    ap.add_argument(
+        "--logprob-gap",
+        action="store_true",
+        help="instead: compare fp32 and bf16 log-probs of sampled tokens",
+    )
     args = ap.parse_args()
     if args.batch % args.n:
         ap.error("--batch must be a multiple of --n")
+    if args.logprob_gap:
+        logprob_gap(args.model, args.new_tokens)
+        return
 
-    results = []
     for dtype in args.dtype:
         backend = load_backend(args.model, dtype=dtype, seed=0)
         backend.eos_token_ids = set()  # decode the full length every time
@@ -62,8 +70,28 @@ def main() -> None:
         if args.compare_hf:
             row["hf_generate_tok_s"] = _best_rate(hf_run, args.new_tokens, args.repeats)
         row["threads"] = torch.get_num_threads()
-        results.append(row)
         print(json.dumps(row), flush=True)
+
+
+def logprob_gap(model: str, new_tokens: int) -> None:
+    """Sample 4 x 4 completions with fp32 weights, score them with fp32 and bf16 weights, compare."""
+    fp32, bf16 = load_backend(model), load_backend(model, dtype="bfloat16")
+    prompts = [[{"role": "user", "content": q}] for q in PROMPTS[:4]]
+    gens = fp32.generate(prompts, SamplingParams(n=4, temperature=1.0, max_new_tokens=new_tokens, seed=0))
+    prompt_ids, completion_ids = [g.prompt_ids for g in gens], [g.completion_ids for g in gens]
+    lp32, mask, _ = fp32.sequence_logprobs(prompt_ids, completion_ids)
+    lp16, _, _ = bf16.sequence_logprobs(prompt_ids, completion_ids)
+    sampled = torch.zeros_like(lp32)
+    for r, g in enumerate(gens):
+        sampled[r, : len(g.logprobs)] = torch.tensor(g.logprobs)
+    gap = (lp32 - lp16).abs() * mask
+    row = {
+        "tokens": int(mask.sum()),
+        "mean_abs_fp32_bf16": round(float(gap.sum() / mask.sum()), 4),
+        "max_abs_fp32_bf16": round(float(gap.max()), 4),
+        "mean_abs_sampling_vs_scoring_fp32": float(((lp32 - sampled).abs() * mask).sum() / mask.sum()),
+    }
+    print(json.dumps(row), flush=True)
 
 
 def _best_rate(fn, new_tokens: int, repeats: int) -> float:

@@ -436,7 +436,9 @@ def _draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     tokens = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
     # u * total rounding up to the total would land on the last entry, possibly a zero-probability one.
     impossible = probs.gather(-1, tokens[:, None]).squeeze(-1) == 0
-    return torch.where(impossible, probs.argmax(dim=-1), tokens)
+    if impossible.any():
+        tokens = torch.where(impossible, probs.argmax(dim=-1), tokens)
+    return tokens
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: float, candidates: int = 256) -> torch.Tensor:
