@@ -351,3 +351,18 @@ def test_gguf_file_must_exist(tmp_path, monkeypatch):
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match="GGUF file not found"):
         load_backend(tmp_path / "missing.gguf")
+
+
+def test_works_under_bfloat16_autocast_and_keeps_train_mode(backend):
+    backend.model.train()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        gens = backend.generate(CHAT, SamplingParams(n=2, max_new_tokens=6, seed=0))
+        logp, mask, _ = backend.sequence_logprobs(
+            [g.prompt_ids for g in gens], [g.completion_ids for g in gens], grad=True
+        )
+    assert backend.model.training  # generate switches to eval mode and back
+    assert logp.dtype == torch.float32
+    (logp * mask).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in backend.model.parameters() if p.grad is not None)
+    exact, _, _ = backend.sequence_logprobs([g.prompt_ids for g in gens], [g.completion_ids for g in gens])
+    assert ((logp.detach() - exact).abs() * mask).max() < 0.1
