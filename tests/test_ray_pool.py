@@ -87,3 +87,14 @@ def test_hung_worker_times_out_with_a_clear_error(ray_cluster):
         assert pool.replaced == 2
     finally:
         pool.shutdown()
+
+
+def test_pool_with_the_math_verifier(ray_cluster):
+    pool = RayVerifierPool(2, chunk_size=3, num_cpus_per_worker=0.5)
+    try:
+        samples = [Sample(id=str(i), prompt="p", verifier="math", gold=str(i + 1)) for i in range(6)]
+        completions = [f"so \\boxed{{{i + 1 if i % 2 else i + 7}}}" for i in range(6)]
+        verdicts = pool.verify_samples(samples, completions, step=1)
+        assert [v.status for v in verdicts] == ["incorrect", "correct"] * 3
+    finally:
+        pool.shutdown()

@@ -40,17 +40,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 class _VerifierWorker:
     """Runs inside a Ray actor: grades chunks with the named verifier."""
 
-    def __init__(self, custom: dict[str, Any], options: dict[str, Any]):
-        from rlvr.verify import register_verifier
-
-        for name, fn in custom.items():
-            register_verifier(name, fn)
+    def __init__(self, options: dict[str, Any]):
         self.options = options
 
-    def verify(self, verifier: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def verify(self, verifier: str, items: list[dict[str, Any]], fn: Any = None) -> list[dict[str, Any]]:
+        """Grade with ``fn`` when given (a verifier registered as a callable in the caller), else by name."""
         from rlvr.verify import get_verifier
 
-        return [v.to_dict() for v in get_verifier(verifier)(items, **self.options)]
+        batch = fn if fn is not None else get_verifier(verifier)
+        return [v.to_dict() for v in batch(items, **self.options)]
 
     def pid(self) -> int:
         import os
@@ -83,8 +81,6 @@ class RayVerifierPool:
 
         init_ray(address)
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, max_restarts=0)(_VerifierWorker)
-        # Verifiers registered as callables in this process travel to the workers by value.
-        self._custom = {name: fn for name, fn in _REGISTRY.items() if callable(fn)}
         self._options = {"workers": 1, **(verifier_options or {})}
         self.call_timeout = call_timeout
         self.max_retries = max_retries
@@ -95,7 +91,7 @@ class RayVerifierPool:
 
     def _spawn(self):
         self._generation += 1
-        return self._actor_cls.remote(self._custom, self._options)
+        return self._actor_cls.remote(self._options)
 
     def _replace(self, slot: int) -> None:
         import ray
@@ -148,7 +144,11 @@ class RayVerifierPool:
         while queue or running:
             while queue and idle:
                 chunk, slot = queue.popleft(), idle.popleft()
-                ref = self.workers[slot].verify.remote(chunk.verifier, chunk.items)
+                # A verifier registered as a callable in this process travels with the call.
+                fn = _REGISTRY.get(chunk.verifier)
+                ref = self.workers[slot].verify.remote(
+                    chunk.verifier, chunk.items, fn if callable(fn) else None
+                )
                 running[ref] = (chunk, slot, time.monotonic())
             oldest = min(started for _, _, started in running.values())
             wait_for = max(0.0, oldest + self.call_timeout - time.monotonic())
