@@ -2,6 +2,7 @@
 
     python bench/generate.py --model default --batch 16 --new-tokens 64 --dtype float32 bfloat16
     python bench/generate.py --logprob-gap      # fp32 vs bf16 log-probs of the same sampled tokens
+    python bench/generate.py --score-memory rlvr  # peak memory of a scoring forward+backward (or: plain)
 
 Every sequence is forced to run the full ``--new-tokens`` (EOS ignored) so runs are comparable.
 ``--compare-hf`` also times ``model.generate`` from transformers on the same batch.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 
 import torch
@@ -45,11 +47,20 @@ def main() -> None:
         action="store_true",
         help="instead: compare fp32 and bf16 log-probs of sampled tokens",
     )
+    ap.add_argument(
+        "--score-memory",
+        choices=["rlvr", "plain"],
+        help="instead: peak memory of one scoring forward+backward (batch x 40 prompt + 128 completion "
+        "tokens) with sequence_logprobs, or with plain full logits; run each in its own process",
+    )
     args = ap.parse_args()
     if args.batch % args.n:
         ap.error("--batch must be a multiple of --n")
     if args.logprob_gap:
         logprob_gap(args.model, args.new_tokens)
+        return
+    if args.score_memory:
+        score_memory(args.model, args.score_memory, args.batch)
         return
 
     for dtype in args.dtype:
@@ -90,6 +101,39 @@ def logprob_gap(model: str, new_tokens: int) -> None:
         "mean_abs_fp32_bf16": round(float(gap.sum() / mask.sum()), 4),
         "max_abs_fp32_bf16": round(float(gap.max()), 4),
         "mean_abs_sampling_vs_scoring_fp32": float(((lp32 - sampled).abs() * mask).sum() / mask.sum()),
+    }
+    print(json.dumps(row), flush=True)
+
+
+def score_memory(model: str, how: str, batch: int, prompt_len: int = 40, completion_len: int = 128) -> None:
+    """Peak resident memory and time of log-probs + entropy, forward and backward, on random tokens."""
+    backend = load_backend(model)
+    gen = torch.Generator().manual_seed(0)
+    vocab = backend.model.config.vocab_size
+    prompts = torch.randint(100, vocab, (batch, prompt_len), generator=gen).tolist()
+    completions = torch.randint(100, vocab, (batch, completion_len), generator=gen).tolist()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    if how == "rlvr":
+        logp, mask, entropy = backend.sequence_logprobs(prompts, completions, grad=True, return_entropy=True)
+        loss = -(logp * mask).sum() / mask.sum() - 0.01 * (entropy * mask).sum() / mask.sum()
+    else:  # the whole [B, T, V] logits tensor, as a plain training loop would hold it
+        ids = torch.tensor([p + c for p, c in zip(prompts, completions, strict=True)])
+        logits = backend.model(input_ids=ids).logits[:, prompt_len - 1 : -1].float()
+        logp_all = torch.log_softmax(logits, dim=-1)
+        logp = logp_all.gather(-1, torch.tensor(completions)[..., None]).squeeze(-1)
+        loss = -logp.mean() + 0.01 * (logp_all.exp() * logp_all).sum(-1).mean()
+    loss.backward()
+    row = {
+        "how": how,
+        "batch": batch,
+        "prompt_tokens": prompt_len,
+        "completion_tokens": completion_len,
+        "peak_rss_above_model_gb": round(
+            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1e6, 2
+        ),
+        "seconds": round(time.perf_counter() - t, 1),
+        "loss": round(loss.item(), 5),
     }
     print(json.dumps(row), flush=True)
 
