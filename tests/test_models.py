@@ -366,3 +366,20 @@ def test_works_under_bfloat16_autocast_and_keeps_train_mode(backend):
     assert all(torch.isfinite(p.grad).all() for p in backend.model.parameters() if p.grad is not None)
     exact, _, _ = backend.sequence_logprobs([g.prompt_ids for g in gens], [g.completion_ids for g in gens])
     assert ((logp.detach() - exact).abs() * mask).max() < 0.1
+
+
+def test_activation_checkpointing_gives_the_same_gradients(tiny_path):
+    backend = load_backend(tiny_path)
+    prompts, completions = [[1, 2, 3, 4], [5, 6]], [[7, 8, 9], [10]]
+
+    def grads():
+        backend.model.zero_grad()
+        logp, mask, _ = backend.sequence_logprobs(prompts, completions, grad=True)
+        (logp * mask).sum().backward()
+        return [p.grad.clone() for p in backend.model.parameters()]
+
+    plain = grads()
+    backend.model.gradient_checkpointing_enable()
+    backend.model.train()
+    for a, b in zip(plain, grads(), strict=True):
+        torch.testing.assert_close(a, b)

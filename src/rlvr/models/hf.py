@@ -314,7 +314,7 @@ class HFBackend:
         position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
         decoder = self.model.get_decoder()
         hidden = decoder(
-            input_ids=input_ids, attention_mask=attn, position_ids=position_ids
+            input_ids=input_ids, attention_mask=attn, position_ids=position_ids, use_cache=False
         ).last_hidden_state
         hidden = hidden[:, p_width - 1 : p_width + c_width - 1][valid]  # [N, H]: positions predicting a token
         targets = input_ids[:, p_width:][valid]  # [N]
