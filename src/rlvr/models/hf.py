@@ -31,7 +31,7 @@ from rlvr.models.base import Generation, SamplingParams
 
 Prompt = list[dict[str, str]] | str
 
-# Logit positions per chunk of the vocabulary projection: bounds the fp32 logits to ~64 MiB at a time.
+# Logits (positions x vocabulary) per chunk of the vocabulary projection: at most 64 MiB of fp32 at a time.
 _LOGITS_CHUNK_ELEMENTS = 2**24
 
 
