@@ -200,10 +200,16 @@ class WorkerPool:
                 # socket buffer may go to it, or both ends could wait on each other.
                 pending.extendleft(reversed(batch))
                 continue
+            try:
+                w.conn.send_bytes(data)
+            except OSError:
+                # The worker died since the last look (e.g. its current task exited the process): keep
+                # the batch for later; the main loop sees the death through the worker's sentinel.
+                pending.extendleft(reversed(batch))
+                continue
             if not w.inflight:
                 w.started = now
             w.inflight.extend(batch)
-            w.conn.send_bytes(data)
 
     def map(self, items: Sequence[Any] | Iterable[Any]) -> list[Any]:
         """``[fn(item) | TimeoutMarker | ErrorMarker]`` in input order."""
@@ -237,6 +243,8 @@ class WorkerPool:
             while remaining:
                 self._dispatch(items, pending, chunk, depth)
                 busy = [w for w in self._workers if w.inflight]
+                if not busy:  # every send failed on dead workers: dispatch again (it replaces them)
+                    continue
                 deadline = min(self._deadline(w) for w in busy)
                 ready = wait(
                     [w.conn for w in busy] + [w.proc.sentinel for w in busy],
