@@ -76,6 +76,10 @@ def test_load_backend_errors(tmp_path, tiny_path):
         load_backend(tiny_path, dtype="float8")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_backend(tmp_path / "missing")
+    with pytest.raises(OSError, match="cannot load model 'someorg/no-such-model'"):
+        load_backend(
+            "someorg/no-such-model"
+        )  # a Hub id, unreachable offline (tests run with HF_HUB_OFFLINE=1)
 
 
 def test_chat_template_fallback_without_template(backend):
