@@ -209,14 +209,21 @@ def test_every_option_runs_a_step(name, tiny_model, tmp_path):
 
 
 def test_grad_accumulation_matches_full_batch(tiny_model, tmp_path):
-    """Micro-batches of 2 give the same update as one pass over the minibatch (every aggregation)."""
+    """Micro-batches of 2 give the same update as one pass over the minibatch (every aggregation).
+
+    AdamW with a huge eps makes the step proportional to the gradient (lr * g / eps), so rounding-level
+    gradient differences stay rounding-level instead of being blown up to +-lr by Adam's normalisation.
+    """
+    from rlvr.models import load_backend
+
+    base = _weights(load_backend(tiny_model))
     for agg in ("token_mean", "seq_mean_token_mean", "constant"):
-        full = train(_cfg(tiny_model, f"algo.loss_agg={agg}"), tmp_path / f"full-{agg}")
-        acc = train(
-            _cfg(tiny_model, f"algo.loss_agg={agg}", "train.micro_batch_size=2"), tmp_path / f"acc-{agg}"
-        )
+        common = (f"algo.loss_agg={agg}", "optim.eps=1.0", "train.lr=10.0", "optim.max_grad_norm=null")
+        full = train(_cfg(tiny_model, *common), tmp_path / f"full-{agg}")
+        acc = train(_cfg(tiny_model, *common, "train.micro_batch_size=2"), tmp_path / f"acc-{agg}")
         a, b = _weights(full.backend), _weights(acc.backend)
-        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), agg
+        assert any(not torch.allclose(a[k], base[k], atol=1e-3) for k in a), agg
+        assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a), agg
         la, lb = read_log(tmp_path / f"full-{agg}")[0], read_log(tmp_path / f"acc-{agg}")[0]
         assert la["loss"] == pytest.approx(lb["loss"], abs=1e-5)
 
