@@ -68,3 +68,30 @@ def test_verify_bad_option_and_bad_line_are_clear_errors(tmp_path):
     assert res.exit_code == 2 and "in.jsonl:2" in res.output
     res = runner.invoke(app, ["verify", "math", "-i", str(p), "-o", str(tmp_path / "o.jsonl"), "-O", "oops"])
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
+
+
+def test_bundled_examples_grade_as_the_readme_says(tmp_path):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    expected = {
+        "math": [
+            "correct",
+            "correct",
+            "incorrect",
+            "incorrect",
+            "unparsable",
+            "correct",
+            "correct",
+            "incorrect",
+        ],
+        "ifeval": ["correct", "incorrect", "correct"],
+        "code": ["correct", "incorrect", "incorrect", "correct", "timeout"],
+    }
+    for kind, statuses in expected.items():
+        out = tmp_path / f"{kind}.jsonl"
+        res = runner.invoke(
+            app, ["verify", kind, "-i", str(examples / f"{kind}.jsonl"), "-o", str(out), "--timeout", "3"]
+        )
+        assert res.exit_code == 0, res.output
+        assert [json.loads(line)["status"] for line in out.read_text().splitlines()] == statuses, kind
