@@ -179,7 +179,7 @@ def test_multithreaded_parent_uses_forkserver_workers():
     thread = threading.Thread(target=stop.wait, daemon=True)
     thread.start()
     try:
-        math_verifier._close_pool()
+        math_verifier._shared.close()
         out = verify_batch(
             [
                 {"completion": "\\boxed{(x-1)(x+1)}", "answer": "x^2-1"},
@@ -188,9 +188,9 @@ def test_multithreaded_parent_uses_forkserver_workers():
             workers=2,
             timeout=60,
         )
-        assert math_verifier._pool._ctx.get_start_method() == "forkserver"
+        assert math_verifier._shared.current._ctx.get_start_method() == "forkserver"
         assert [v.status for v in out] == ["correct", "incorrect"]
     finally:
         stop.set()
         thread.join()
-        math_verifier._close_pool()
+        math_verifier._shared.close()

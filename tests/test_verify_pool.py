@@ -141,3 +141,24 @@ def test_initializer_time_is_not_charged_to_tasks():
         _sleep_or_square, [1, 2], workers=1, timeout=0.3, initializer=_slow_start, startup_timeout=0.2
     )
     assert isinstance(stuck[0], ErrorMarker) and "not ready" in stuck[0].message
+
+
+def test_shared_pool_reuses_rebuilds_and_is_not_inherited():
+    from rlvr.verify.pool import SharedPool
+
+    shared = SharedPool()
+    try:
+        a = shared.get((1,), lambda: WorkerPool(abs, workers=1, timeout=5))
+        assert shared.get((1,), lambda: WorkerPool(abs, workers=1, timeout=5)) is a
+        b = shared.get((2,), lambda: WorkerPool(abs, workers=2, timeout=5))
+        assert b is not a and not a._workers and b.map([-3]) == [3]
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a forked child sees no pool of its parent's
+            os.write(write, b"1" if shared.current is None else b"0")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 1) == b"1"
+    finally:
+        shared.close()
+    assert shared.current is None

@@ -26,20 +26,18 @@ levels, seed, size, index), since entries may hold objects that JSON cannot carr
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import functools
 import hashlib
 import json
-import os
 import random
 import re
-import threading
 import time
 from typing import Any
 
 from rlvr.data.loaders import last_boxed
 from rlvr.records import Sample, Verdict
+from rlvr.verify.pool import SharedPool, WorkerPool
 
 ANSWER_INSTRUCTION = "Give your final answer inside <answer></answer> tags."
 FULL_CREDIT = 1.0 - 1e-9
@@ -268,35 +266,15 @@ def grade(item: dict[str, Any]) -> Verdict:
     return verdict(0.0, "incorrect", "wrong answer", extracted)
 
 
-_pool = None
-_pool_key: tuple[int, float] | None = None
-_pool_pid = 0  # a forked child must not use its parent's workers
-_pool_lock = threading.Lock()
+_shared = SharedPool()
 
 
-def _close_pool() -> None:
-    global _pool, _pool_key
-    if _pool is not None and _pool_pid == os.getpid():
-        _pool.close()
-    _pool, _pool_key = None, None
-
-
-atexit.register(_close_pool)
-
-
-def _get_pool(workers: int, timeout: float):
+def _get_pool(workers: int, timeout: float) -> WorkerPool:
     """One pool per process, kept between calls (a trainer grades every step; workers keep their
     imported reasoning-gym and built datasets); rebuilt when the settings change."""
-    global _pool, _pool_key, _pool_pid
-    from rlvr.verify.pool import WorkerPool
-
-    if _pool_pid != os.getpid():
-        _pool, _pool_key = None, None
-    if _pool is None or _pool_key != (workers, timeout):
-        _close_pool()
-        _pool = WorkerPool(grade, workers=workers, timeout=timeout, memory_mb=2048)
-        _pool_key, _pool_pid = (workers, timeout), os.getpid()
-    return _pool
+    return _shared.get(
+        (workers, timeout), lambda: WorkerPool(grade, workers=workers, timeout=timeout, memory_mb=2048)
+    )
 
 
 def verify_batch(
@@ -313,7 +291,7 @@ def verify_batch(
             _cached_dataset(key)
         except Exception:
             pass  # the worker reports it as an error verdict
-    with _pool_lock:
+    with _shared.lock:
         return pool_verdicts(_get_pool(workers, float(timeout)).map(items))
 
 

@@ -34,10 +34,7 @@ than 1,000 characters and braces nested deeper than 40 get reward 0 with a reaso
 
 from __future__ import annotations
 
-import atexit
 import functools
-import os
-import threading
 import time
 from collections.abc import Sequence
 from fractions import Fraction
@@ -45,7 +42,7 @@ from typing import Any
 
 from rlvr.records import Verdict
 from rlvr.verify import _math_answer as A
-from rlvr.verify.pool import ErrorMarker, TimeoutMarker, WorkerPool
+from rlvr.verify.pool import ErrorMarker, SharedPool, TimeoutMarker, WorkerPool
 
 DEFAULT_TIMEOUT = 5.0
 MAX_COMPLETION_CHARS = 200_000
@@ -234,20 +231,7 @@ def grade(item: dict[str, Any], max_completion_chars: int = MAX_COMPLETION_CHARS
 # Batch API with hard time limits
 # ---------------------------------------------------------------------------------------------------
 
-_pool: WorkerPool | None = None
-_pool_key: tuple | None = None
-_pool_pid = 0  # the process that started the pool (a forked child must not use its parent's workers)
-_pool_lock = threading.Lock()
-
-
-def _close_pool() -> None:
-    global _pool, _pool_key
-    if _pool is not None and _pool_pid == os.getpid():
-        _pool.close()
-    _pool, _pool_key = None, None
-
-
-atexit.register(_close_pool)
+_shared = SharedPool()
 
 
 _WARM_UP = (
@@ -276,25 +260,19 @@ def _warm_up() -> None:
 
 
 def _get_pool(workers: int | None, timeout: float, max_completion_chars: int) -> WorkerPool:
-    """One pool per process, kept between calls (a training loop grades every step); rebuilt on new settings.
+    """The process's pool for these settings (see `SharedPool`).
 
     ``workers=None`` takes the current pool whatever its size (single-item calls).
     """
-    global _pool, _pool_key, _pool_pid
-    key = (timeout, max_completion_chars)
-    if _pool_pid != os.getpid():
-        _pool, _pool_key = None, None
-    if _pool is None or _pool_key != key or (workers is not None and workers != _pool.n_workers):
-        _close_pool()
-        _warm_up()
+    if workers is None:
+        workers = _shared.current.n_workers if _shared.current is not None else 1
 
+    def make() -> WorkerPool:
+        _warm_up()
         fn = functools.partial(grade, max_completion_chars=max_completion_chars)
-        _pool, _pool_key = (
-            WorkerPool(fn, workers=workers or 1, timeout=timeout, memory_mb=2048, initializer=_warm_up),
-            key,
-        )
-        _pool_pid = os.getpid()
-    return _pool
+        return WorkerPool(fn, workers=workers, timeout=timeout, memory_mb=2048, initializer=_warm_up)
+
+    return _shared.get((timeout, max_completion_chars, workers), make)
 
 
 def verify_batch(
@@ -321,7 +299,7 @@ def verify_batch(
     ]
     if not tasks:
         return out
-    with _pool_lock:
+    with _shared.lock:
         pool = _get_pool(
             None if workers is None else max(1, int(workers)), float(timeout), max_completion_chars
         )

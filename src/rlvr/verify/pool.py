@@ -19,6 +19,7 @@ process can deadlock the child).
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import pickle
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["ErrorMarker", "TimeoutMarker", "WorkerPool", "run_with_timeouts"]
+__all__ = ["ErrorMarker", "SharedPool", "TimeoutMarker", "WorkerPool", "run_with_timeouts"]
 
 _SAFE_SEND_BYTES = 16 * 1024  # far below a Unix socket's buffer
 
@@ -300,3 +301,32 @@ def run_with_timeouts(
         return []
     with WorkerPool(fn, workers=min(workers, len(items)), timeout=timeout, **pool_options) as pool:
         return pool.map(items)
+
+
+class SharedPool:
+    """One process-wide `WorkerPool` kept between calls (a training loop grades every step, and the
+    workers keep their imports), rebuilt when its settings ``key`` change, never used by a forked child
+    (it starts its own), closed at exit. Hold ``lock`` around :meth:`get` and the pool's use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._pool: WorkerPool | None = None
+        self._key: Any = None
+        self._pid = 0
+        atexit.register(self.close)
+
+    @property
+    def current(self) -> WorkerPool | None:
+        """This process's pool, if it has one."""
+        return self._pool if self._pid == os.getpid() else None
+
+    def get(self, key: Any, make: Callable[[], WorkerPool]) -> WorkerPool:
+        if self.current is None or self._key != key:
+            self.close()
+            self._pool, self._key, self._pid = make(), key, os.getpid()
+        return self._pool
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+        self._pool, self._key = None, None
