@@ -19,7 +19,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Reinforcement learning with verifiable rewards: verify, train, evaluate, report."""

@@ -74,7 +74,9 @@ class Sample:
 
     def messages(self, system: str | None = None) -> list[dict[str, str]]:
         """The prompt as chat messages (a plain-text prompt becomes one user turn)."""
-        msgs = list(self.prompt) if isinstance(self.prompt, list) else [{"role": "user", "content": self.prompt}]
+        msgs = (
+            list(self.prompt) if isinstance(self.prompt, list) else [{"role": "user", "content": self.prompt}]
+        )
         if system and not any(m.get("role") == "system" for m in msgs):
             msgs = [{"role": "system", "content": system}, *msgs]
         return msgs

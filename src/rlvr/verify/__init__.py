@@ -61,9 +61,7 @@ def sample_item(sample: Sample, completion: str) -> dict[str, Any]:
     return {"answer": sample.gold, "completion": completion}
 
 
-def verify_samples(
-    samples: Sequence[Sample], completions: Sequence[str], **options: Any
-) -> list[Verdict]:
+def verify_samples(samples: Sequence[Sample], completions: Sequence[str], **options: Any) -> list[Verdict]:
     """Grade ``completions[i]`` against ``samples[i]``, batching by verifier, order preserved."""
     if len(samples) != len(completions):
         raise ValueError(f"{len(samples)} samples but {len(completions)} completions")
