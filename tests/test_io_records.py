@@ -48,3 +48,19 @@ def test_sample_item_and_messages():
     assert s.messages(system="sys")[0] == {"role": "system", "content": "sys"}
     c = Sample(id="b", prompt="x", verifier="code", gold={"tests": "assert f() == 1"})
     assert sample_item(c, "code")["tests"] == "assert f() == 1"
+
+
+def test_torn_last_line_is_skipped_only_when_allowed(tmp_path):
+    from rlvr.io import append_jsonl, iter_jsonl
+
+    p = tmp_path / "rows.jsonl"
+    append_jsonl(p, [{"a": 1}, {"a": 2}])
+    with p.open("a") as fh:
+        fh.write('{"a": 3, "b": tru')  # a writer killed mid-line
+    assert [r["a"] for _, r in iter_jsonl(p, torn_tail_ok=True)] == [1, 2]
+    with pytest.raises(DataError, match=r"rows\.jsonl:3: invalid JSON"):
+        read_jsonl(p)
+    q = tmp_path / "bad.jsonl"
+    q.write_text('{"a": 1}\n{"a": \n{"a": 3}')
+    with pytest.raises(DataError, match=r"bad\.jsonl:2"):
+        list(iter_jsonl(q, torn_tail_ok=True))

@@ -14,8 +14,14 @@ class DataError(ValueError):
     """Malformed input data; the message names the file and the line."""
 
 
-def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, record)`` for each non-blank line; raise DataError naming file:line otherwise."""
+def iter_jsonl(
+    path: str | os.PathLike, required: Iterable[str] = (), torn_tail_ok: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)`` for each non-blank line; raise DataError naming file:line otherwise.
+
+    ``torn_tail_ok``: a last line that has no newline and is not valid JSON (a writer killed mid-line)
+    is skipped instead of raising.
+    """
     path = Path(path)
     required = tuple(required)
     try:
@@ -29,6 +35,8 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
+                if torn_tail_ok and not line.endswith("\n"):
+                    return  # only the last line can lack its newline
                 raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
@@ -75,12 +83,13 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> N
     atomic_write_text(path, text)
 
 
-def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Append one line and flush it to disk (for logs that must survive a crash)."""
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Append one record (or a list of them, in one write) and fsync (for logs that must survive a crash)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    records = record if isinstance(record, list) else [record]
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
+        fh.write("".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in records))
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlvr.io import DataError, atomic_write_json, write_jsonl
+from rlvr.io import DataError, append_jsonl, atomic_write_json, iter_jsonl, write_jsonl
 from rlvr.records import STATUSES, Sample, Verdict
 
 SAMPLES_FILE = "samples.jsonl"
@@ -117,7 +117,7 @@ def evaluate(
             verdicts = verify_samples([s for s, _, _ in todo], [g.text for _, _, g in todo], **opts)
             new_rows = [_row(s, k, g, v) for (s, k, g), v in zip(todo, verdicts, strict=True)]
             if samples_path is not None:
-                _append_rows(samples_path, new_rows)
+                append_jsonl(samples_path, new_rows)  # one write per batch, fsynced
             for r in new_rows:
                 done[(r["problem_id"], r["sample_id"])] = r
             advance(len(new_rows))
@@ -160,38 +160,14 @@ def load_rows(
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    rows: list[dict[str, Any]] = []
-    dropped = False
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if lineno == len(lines) and not line.endswith("\n"):
-                dropped = True
-                break
-            raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-        missing = [k for k in required if k not in rec]
-        if missing:
-            raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(map(repr, missing))}")
-        rows.append(rec)
-    if repair and (dropped or (lines and not lines[-1].endswith("\n"))):
-        write_jsonl(path, rows)
+    rows = [rec for _, rec in iter_jsonl(path, required, torn_tail_ok=True)]
+    if repair and path.stat().st_size:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
+        if torn:
+            write_jsonl(path, rows)
     return rows
-
-
-def _append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append one batch of rows as a single write, then fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _check_resume_config(path: Path, settings: dict[str, Any]) -> None:
