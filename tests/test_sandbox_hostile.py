@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import needs_sandbox
 
 from rlvr.verify import sandbox
 from rlvr.verify.code import verify_batch
@@ -25,12 +26,7 @@ TIMEOUT = 3.0  # wall-clock limit per item
 MARGIN = 2.0  # seconds allowed past the limit for killing and reaping (the test machine may be busy)
 MAGIC = 987654321  # an answer no honest solution can compute: only a peek at the tests finds it
 
-try:
-    sandbox.check_sandbox()
-    _NO_SANDBOX = ""
-except sandbox.SandboxUnavailable as e:
-    _NO_SANDBOX = str(e)
-pytestmark = pytest.mark.skipif(bool(_NO_SANDBOX), reason=f"no sandbox here: {_NO_SANDBOX}")
+pytestmark = needs_sandbox
 
 
 def solution(code: str) -> str:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import needs_sandbox
 from typer.testing import CliRunner
 
 from rlvr.cli import app
@@ -17,13 +18,6 @@ from rlvr.records import Sample
 from rlvr.verify import code as code_module
 from rlvr.verify import get_verifier, sandbox, verify_samples
 from rlvr.verify.code import TestSpecError, extract_code, parse_suite, verify_batch
-
-try:
-    sandbox.check_sandbox()
-    _NO_SANDBOX = ""
-except sandbox.SandboxUnavailable as e:
-    _NO_SANDBOX = str(e)
-needs_sandbox = pytest.mark.skipif(bool(_NO_SANDBOX), reason=f"no sandbox here: {_NO_SANDBOX}")
 
 
 def solution(code: str) -> str:
