@@ -293,13 +293,21 @@ def accuracy_section(data: RunData) -> Section:
     return sec
 
 
+MULTI_SAMPLE_NOTE = "needs an eval with several samples per problem (rlvr eval --samples N, N > 1)"
+
+
+def _multi_sample_evals(data: RunData) -> dict:
+    """The evals with pass@k for at least two k (several samples per problem)."""
+    return {k: s for k, s in data.evals.items() if len(s.get("pass_at_k") or {}) >= 2}
+
+
 def pass_at_k_section(data: RunData) -> Section:
     from rlvr.report.plots import pass_at_k_curve
 
     sec = Section("pass-at-k", "pass@k")
-    evals = {k: s for k, s in data.evals.items() if len(s.get("pass_at_k") or {}) >= 2}
+    evals = _multi_sample_evals(data)
     if not evals:
-        sec.note = "needs an eval with several samples per problem (rlvr eval --samples N, N > 1)"
+        sec.note = MULTI_SAMPLE_NOTE
         return sec
     ks = sorted({int(k) for s in evals.values() for k in s["pass_at_k"]})
     rows = [[label, *[s["pass_at_k"].get(str(k)) for k in ks]] for label, s in evals.items()]
@@ -311,9 +319,9 @@ def scaling_section(data: RunData) -> Section:
     from rlvr.report.plots import scaling_curves
 
     sec = Section("scaling", "Accuracy against samples and tokens spent")
-    evals = {k: s for k, s in data.evals.items() if len(s.get("pass_at_k") or {}) >= 2}
+    evals = _multi_sample_evals(data)
     if not evals:
-        sec.note = "needs an eval with several samples per problem (rlvr eval --samples N, N > 1)"
+        sec.note = MULTI_SAMPLE_NOTE
         return sec
     rows = []
     for label, s in evals.items():
