@@ -388,3 +388,82 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_path):
     model.train()
     for a, b in zip(plain, grads(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_repeated_prompts_share_one_prompt_pass(backend):
+    """A GRPO-shaped batch (each prompt several times, completions of many lengths) is scored with one
+    pass per distinct prompt; log-probs, entropies and gradients equal the row-by-row pass."""
+    a, b, c = backend.encode_prompt(CHAT[0]), backend.encode_prompt(CHAT[1]), [5, 6]
+    prompts = [a, a, a, b, b, c, c, c, c]
+    completions = [
+        [40, 41, 42, 43, 44, 45, 46, 47],
+        [7],
+        [100, 101],
+        [9] * 12,
+        [8, 9, 10],
+        [3],
+        [4, 5],
+        [6] * 6,
+        [],
+    ]
+    weights = torch.randn(len(prompts), 12, generator=torch.Generator().manual_seed(0))
+
+    def run(share: bool):
+        backend.share_prompts = share
+        backend.model.zero_grad()
+        logp, mask, ent = backend.sequence_logprobs(
+            prompts, completions, grad=True, return_entropy=True, temperature=0.8
+        )
+        ((logp * weights * mask).sum() + 0.1 * (ent * mask).sum()).backward()
+        return logp.detach(), mask, ent.detach(), [p.grad.clone() for p in backend.model.parameters()]
+
+    calls = []
+    original = backend._score_shared
+    backend._score_shared = lambda *args: calls.append(1) or original(*args)
+    shared = run(True)
+    assert calls, "the shared-prompt path was not taken"
+    plain = run(False)
+    backend.share_prompts = True
+    for x, y in zip(shared[:3], plain[:3], strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+    for x, y in zip(shared[3], plain[3], strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)
+    for r, (p, comp) in enumerate(zip(prompts, completions, strict=True)):
+        ref, _ = brute_force_logprobs(backend.model, p, comp, 0.8)
+        torch.testing.assert_close(shared[0][r, : len(comp)], torch.tensor(ref), atol=1e-5, rtol=1e-5)
+
+
+def test_length_buckets_bound_the_padding():
+    from rlvr.models.hf import _length_buckets
+
+    lengths = [64, 10, 12, 60, 11, 63, 30, 9, 62, 13, 10, 12]
+    buckets = _length_buckets(lengths, max_waste=0.25, min_rows=2)
+    assert sorted(r for b in buckets for r in b) == list(range(len(lengths)))
+    assert [[lengths[r] for r in b] for b in buckets] == [[64, 63, 62, 60], [30, 13], [12, 12, 11, 10, 10, 9]]
+    assert _length_buckets([5, 5, 5], min_rows=4) == [[0, 1, 2]]
+    assert _length_buckets([]) == []
+    assert _length_buckets([3, 0, 4], rows=[0, 2]) == [[2, 0]]
+
+
+def test_bf16_sampling_copy_follows_the_weights(tiny_path):
+    backend = load_backend(tiny_path, seed=0)
+    backend.set_sampling_dtype(torch.bfloat16)
+    assert backend.dtype == torch.float32 and backend.sampling_dtype == torch.bfloat16
+    buffers = dict(backend._sampler.named_buffers())
+    assert all(v.dtype == dict(backend.model.named_buffers())[k].dtype for k, v in buffers.items())
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=8, seed=0)
+    before = backend.generate(CHAT, params)
+    with torch.no_grad():  # an "update": the sampler keeps the old weights until synced
+        for p in backend.model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    assert [g.completion_ids for g in backend.generate(CHAT, params)] == [g.completion_ids for g in before]
+    backend.sync_sampler()
+    for p, q in zip(backend.model.parameters(), backend._sampler.parameters(), strict=True):
+        assert q.dtype == torch.bfloat16 and torch.equal(q, p.detach().to(torch.bfloat16))
+    # Greedy samples from the bf16 copy score close to the fp32 model's own log-probs.
+    gens = backend.generate(CHAT, params)
+    logp, mask, _ = backend.sequence_logprobs([g.prompt_ids for g in gens], [g.completion_ids for g in gens])
+    for r, g in enumerate(gens):
+        assert (logp[r, : len(g.logprobs)] - torch.tensor(g.logprobs)).abs().max() < 0.25
+    backend.set_sampling_dtype(None)
+    assert backend.sampling_dtype == torch.float32 and backend._sampler is None

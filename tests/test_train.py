@@ -179,6 +179,7 @@ VARIANTS = {
     "tis": ["algo.tis_cap=2.0"],
     "cosine_warmup_clip": ["optim.schedule=cosine", "optim.warmup_steps=1", "optim.max_grad_norm=0.5"],
     "rft": ["train.objective=rft"],
+    "bf16_mixed": ["model.autocast=bfloat16", "train.ppo_epochs=2"],
 }
 
 
@@ -199,6 +200,10 @@ def test_every_option_runs_a_step(name, tiny_model, tmp_path):
             assert all(r["kl"] >= 0 for r in log)
     if name == "ppo_epochs_minibatches":
         assert log[0]["optimizer_steps"] == 4 and log[-1]["clip_frac"] >= 0
+    if name == "bf16_mixed":  # sampled from a bf16 copy of the weights, refreshed after each update
+        assert result.backend.sampling_dtype == torch.bfloat16 and result.backend.dtype == torch.float32
+        for p, q in zip(result.backend.model.parameters(), result.backend._sampler.parameters(), strict=True):
+            assert torch.equal(q, p.detach().to(torch.bfloat16))
     assert latest_checkpoint(tmp_path / name).step == 2
     fresh = make_tiny_model(tmp_path / "fresh", seed=0)
     from rlvr.models import load_backend
@@ -235,8 +240,15 @@ def _comparable(log):
     return [{k: v for k, v in r.items() if not k.startswith(TIME_KEYS)} for r in log]
 
 
-def test_resume_is_exact(tiny_model, tmp_path):
-    overrides = ("train.steps=4", "train.save_every=2", "optim.schedule=cosine", "algo.recipe=dapo")
+@pytest.mark.parametrize("precision", ["model.autocast=none", "model.autocast=bfloat16"])
+def test_resume_is_exact(tiny_model, tmp_path, precision):
+    overrides = (
+        "train.steps=4",
+        "train.save_every=2",
+        "optim.schedule=cosine",
+        "algo.recipe=dapo",
+        precision,
+    )
     straight = train(_cfg(tiny_model, *overrides), tmp_path / "a")
 
     train(_cfg(tiny_model, *overrides), tmp_path / "b", stop_after=3)  # "killed" after step 3

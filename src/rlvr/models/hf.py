@@ -16,6 +16,7 @@ trainer), computing the vocabulary projection only at completion positions, chun
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import shutil
@@ -58,6 +59,11 @@ class HFBackend:
         # transformers >= 5.2x names the KV cache argument `cache`; earlier versions `past_key_values`.
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._can_keep_last_logits = "logits_to_keep" in params
+        decoder_params = inspect.signature(model.get_decoder().forward).parameters
+        self._decoder_cache_arg = "cache" if "cache" in decoder_params else "past_key_values"
+        # Score the completions of a repeated prompt against one shared prompt pass (see _score_shared).
+        self.share_prompts = True
+        self._sampler: Any = None  # a lower-precision copy of the model that generate() samples from
 
     @property
     def device(self) -> torch.device:
@@ -95,6 +101,35 @@ class HFBackend:
 
     # ------------------------------------------------------------------ generation
 
+    def set_sampling_dtype(self, dtype: torch.dtype | None) -> None:
+        """Sample from a copy of the weights cast to ``dtype`` (None: from the model itself).
+
+        Decoding on CPU reads every weight once per token, so bf16 weights decode about twice as fast
+        as fp32 ones, while the trained weights and the optimizer stay fp32 (as with an inference
+        engine beside the trainer). Only parameters are cast; buffers such as rotary frequencies keep
+        their precision. Call `sync_sampler` after changing the model's weights.
+        """
+        if dtype is None or dtype == self.dtype:
+            self._sampler = None
+            return
+        sampler = copy.deepcopy(self.model)
+        for p in sampler.parameters():
+            p.requires_grad_(False)
+            p.data = p.data.to(dtype)
+        self._sampler = sampler.eval()
+
+    @property
+    def sampling_dtype(self) -> torch.dtype:
+        model = self._sampler if self._sampler is not None else self.model
+        return next(model.parameters()).dtype
+
+    @torch.no_grad()
+    def sync_sampler(self) -> None:
+        """Copy the model's current weights into the sampling copy (a no-op without one)."""
+        if self._sampler is not None:
+            for dst, src in zip(self._sampler.parameters(), self.model.parameters(), strict=True):
+                dst.copy_(src)
+
     def generate(
         self, prompts: Sequence[Prompt], params: SamplingParams, *, micro_batch: int | None = None
     ) -> list[Generation]:
@@ -114,13 +149,14 @@ class HFBackend:
         rows = [i for i in range(len(prompt_ids)) for _ in range(params.n)]  # sequence -> prompt index
         step = micro_batch or max(len(rows), 1)
         out: list[Generation] = []
+        model = self._sampler if self._sampler is not None else self.model
         was_training = self.model.training
         self.model.eval()
         try:
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
                 for i, (ids, logps, finish) in zip(
-                    chunk, self._sample(prompt_ids, chunk, params, generator), strict=True
+                    chunk, self._sample(model, prompt_ids, chunk, params, generator), strict=True
                 ):
                     out.append(self._finish(i, prompt_ids[i], ids, logps, finish, params.stop))
         finally:
@@ -129,7 +165,12 @@ class HFBackend:
 
     @torch.inference_mode()
     def _sample(
-        self, prompt_ids: list[list[int]], rows: list[int], params: SamplingParams, generator: torch.Generator
+        self,
+        model: Any,
+        prompt_ids: list[list[int]],
+        rows: list[int],
+        params: SamplingParams,
+        generator: torch.Generator,
     ) -> list[tuple[list[int], list[float], str]]:
         """Decode one micro-batch: ``rows[k]`` is the prompt index of sequence k.
 
@@ -148,8 +189,8 @@ class HFBackend:
             input_ids[r, width - len(ids) :] = torch.tensor(ids, device=device)
             mask[r, width - len(ids) :] = 1
 
-        cache = DynamicCache(config=self.model.config)
-        logits = self._forward(input_ids, mask, cache)
+        cache = DynamicCache(config=model.config)
+        logits = self._forward(model, input_ids, mask, cache)
         # Give each sample its own copy of its prompt's cache row.
         src = torch.tensor([unique.index(i) for i in rows], device=device)
         if len(rows) != len(unique) or unique != rows:
@@ -183,16 +224,16 @@ class HFBackend:
                 mask, next_tokens = mask[idx], next_tokens[idx]
                 active = [active[k] for k in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            logits = self._forward(next_tokens[:, None], mask, cache)
+            logits = self._forward(model, next_tokens[:, None], mask, cache)
         return list(zip(tokens, logps, finish, strict=True))
 
-    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
+    def _forward(self, model: Any, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
         """One cached forward step; returns the logits of the last position, ``[B, V]``."""
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
         kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
         if self._can_keep_last_logits:
             kwargs["logits_to_keep"] = 1
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **kwargs)
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **kwargs)
         return out.logits[:, -1, :]
 
     def _has_stop(self, tail_ids: list[int], stop: list[str]) -> bool:
@@ -297,6 +338,8 @@ class HFBackend:
         Putting every completion's first token in the same column lets one slice pick the positions
         that predict completion tokens, whatever the prompt lengths.
         """
+        if self.share_prompts and len({tuple(p) for p in prompts}) < len(prompts):
+            return self._score_shared(prompts, completions, width, temperature, return_entropy, grad)
         device = self.device
         b, p_width = len(prompts), max(len(p) for p in prompts)
         c_width = max((len(c) for c in completions), default=0)
@@ -323,6 +366,89 @@ class HFBackend:
         logp = logp.index_put(where, lp)
         if entropy is not None:
             entropy = entropy.index_put(where, ent)
+        return logp, entropy
+
+    def _score_shared(
+        self,
+        prompts: Sequence[Sequence[int]],
+        completions: Sequence[Sequence[int]],
+        width: int,
+        temperature: float,
+        return_entropy: bool,
+        grad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``_score`` with each distinct prompt run once: its KV cache is shared by its completions.
+
+        A GRPO batch holds every prompt ``group_size`` times, and on CPU the prompt (system text, a
+        worked example) is often several times longer than the answer: running it once per group
+        and letting the completions attend to its cached keys and values cuts the forward and
+        backward work by up to that factor. Gradients flow through the shared cache into the prompt
+        pass, so the result equals ``_score``'s up to floating-point rounding.
+        """
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        device = self.device
+        index: dict[tuple[int, ...], int] = {}
+        src = torch.tensor([index.setdefault(tuple(p), len(index)) for p in prompts], device=device)
+        unique = list(index)
+        b, p_width = len(prompts), max(len(p) for p in unique)
+        c_width = max((len(c) for c in completions), default=0)
+        logp = torch.zeros((b, width), dtype=torch.float32, device=device)
+        entropy = torch.zeros((b, width), dtype=torch.float32, device=device) if return_entropy else None
+        if c_width == 0:
+            return logp, entropy
+        p_ids = torch.full((len(unique), p_width), self.pad_token_id, dtype=torch.long, device=device)
+        p_attn = torch.zeros_like(p_ids)
+        for r, p in enumerate(unique):
+            p_ids[r, p_width - len(p) :] = torch.tensor(p, device=device)
+            p_attn[r, p_width - len(p) :] = 1
+        c_ids = torch.full((b, c_width), self.pad_token_id, dtype=torch.long, device=device)
+        valid = torch.zeros((b, c_width), dtype=torch.bool, device=device)
+        for r, c in enumerate(completions):
+            c_ids[r, : len(c)] = torch.tensor(list(c), device=device)
+            valid[r, : len(c)] = True
+
+        decoder = self.model.get_decoder()
+        cache = DynamicCache(config=self.model.config)
+        p_pos = (p_attn.cumsum(-1) - 1).clamp(min=0)
+        p_out = decoder(
+            input_ids=p_ids,
+            attention_mask=p_attn,
+            position_ids=p_pos,
+            use_cache=True,
+            **{self._decoder_cache_arg: cache},
+        ).last_hidden_state
+        lengths = [len(c) for c in completions]
+        plain = all(type(layer) is DynamicLayer for layer in cache.layers)
+        nonempty = [r for r in range(b) if lengths[r]]  # empty completions have nothing to score
+        buckets = _length_buckets(lengths, nonempty) if plain else [nonempty]
+        prefix = [(layer.keys, layer.values) for layer in cache.layers] if plain else None
+        for rows in buckets:
+            idx = torch.tensor(rows, device=device)
+            w = max(lengths[r] for r in rows)
+            if prefix is None:
+                cache.batch_select_indices(src[idx])  # one bucket: each row gets its prompt's keys and values
+                row_cache = cache
+            else:  # a fresh cache per bucket, holding the rows' prompts' keys and values
+                row_cache = DynamicCache(ddp_cache_data=[(k[src[idx]], v[src[idx]]) for k, v in prefix])
+            attn = torch.cat([p_attn[src[idx]], valid[idx, :w].long()], dim=1)
+            c_pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, p_width:]
+            c_out = decoder(
+                input_ids=c_ids[idx, :w],
+                attention_mask=attn,
+                position_ids=c_pos,
+                use_cache=True,
+                **{self._decoder_cache_arg: row_cache},
+            ).last_hidden_state
+            # The prompt's last position predicts the first completion token; completion position t the next.
+            v = valid[idx, :w]
+            hidden = torch.cat([p_out[src[idx], -1:], c_out[:, :-1]], dim=1)[v]
+            lp, ent = self._token_logprobs(hidden, c_ids[idx, :w][v], temperature, return_entropy, grad)
+            where = (idx[:, None].expand(-1, w)[v], torch.arange(w, device=device).expand(len(rows), -1)[v])
+            logp = logp.index_put(where, lp)
+            if entropy is not None:
+                entropy = entropy.index_put(where, ent)
         return logp, entropy
 
     def _token_logprobs(
@@ -376,6 +502,7 @@ class HFBackend:
     def load_weights(self, state_dict: dict[str, Any]) -> None:
         """Copy weights into the model in place; every parameter must be present with the same shape."""
         self.model.load_state_dict(state_dict, strict=True)
+        self.sync_sampler()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write model + tokenizer + generation config with ``save_pretrained``, replacing ``path`` atomically.
@@ -403,6 +530,26 @@ class HFBackend:
     def __repr__(self) -> str:
         n_params = sum(p.numel() for p in self.model.parameters())
         return f"HFBackend({self.name!r}, {n_params / 1e6:.1f}M params, {self.dtype}, {self.device})"
+
+
+def _length_buckets(
+    lengths: list[int], rows: list[int] | None = None, max_waste: float = 0.25, min_rows: int = 4
+) -> list[list[int]]:
+    """``rows`` (default: all) grouped by length, longest first, so padding stays under ``max_waste``.
+
+    A new bucket starts when a row is shorter than ``1 - max_waste`` of the bucket's longest row and
+    the bucket already has ``min_rows`` rows (tiny buckets cost more in per-call overhead than padding).
+    """
+    order = sorted(range(len(lengths)) if rows is None else rows, key=lambda r: -lengths[r])
+    buckets: list[list[int]] = []
+    for r in order:
+        if buckets and (
+            len(buckets[-1]) < min_rows or lengths[r] >= (1 - max_waste) * lengths[buckets[-1][0]]
+        ):
+            buckets[-1].append(r)
+        else:
+            buckets.append([r])
+    return buckets
 
 
 def _pick(

@@ -142,7 +142,7 @@ def run_demo(
     from rlvr.data import load_task
     from rlvr.models import load_backend
     from rlvr.train.logging import read_log
-    from rlvr.train.loop import train
+    from rlvr.train.loop import prepare_backend, train
 
     def say(msg: str) -> None:
         if console is not None:
@@ -161,7 +161,9 @@ def run_demo(
         f"[bold]rlvr demo[/bold]: {cfg.algo.recipe or cfg.algo.advantage} on {cfg.data.task}, model {cfg.model.name}"
     )
     say(cfg.batch_summary())
-    backend = load_backend(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=seed)
+    backend = prepare_backend(
+        cfg, load_backend(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=seed)
+    )
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     say(f"evaluating {len(held_out)} held-out prompts (greedy) before training ...")
@@ -192,7 +194,9 @@ def run_demo(
         t0 = time.perf_counter()
         p = sum(r["reward/correctness"] for r in log) / len(log)
         say(f"control: the same training with Bernoulli({p:.3f}) rewards ...")
-        backend = load_backend(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=seed)
+        backend = prepare_backend(
+            cfg, load_backend(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=seed)
+        )
         ctrl = train(
             cfg, out / "control", backend=backend, console=console, reward_fn=coin_flip_rewards(p, seed)
         )

@@ -168,6 +168,17 @@ class Rollouts:
         )
 
 
+def prepare_backend(cfg: RunConfig, backend: Any) -> Any:
+    """Apply the run's precision to a loaded policy.
+
+    With ``model.autocast: bfloat16`` the policy samples from a bf16 copy of its weights (refreshed
+    after every update) and the loss passes run under bf16 autocast; weights and AdamW stay fp32.
+    """
+    if hasattr(backend, "set_sampling_dtype"):
+        backend.set_sampling_dtype(torch.bfloat16 if cfg.model.autocast == "bfloat16" else None)
+    return backend
+
+
 def autocast(cfg: RunConfig):
     if cfg.model.autocast == "bfloat16":
         return torch.autocast(device_type=torch.device(cfg.model.device).type, dtype=torch.bfloat16)
@@ -310,7 +321,9 @@ def old_logprobs(cfg: RunConfig, backend: Any, batch: Rollouts, single_pass: boo
     if mode == "auto":
         if single_pass:
             return None
-        mode = "sampling" if batch.behaviour_logp is not None and cfg.algo.tis_cap is None else "recompute"
+        # The sampler's log-probs are pi_old only when it is the trained model at the same precision.
+        exact = cfg.algo.tis_cap is None and cfg.model.autocast == "none"
+        mode = "sampling" if batch.behaviour_logp is not None and exact else "recompute"
     if mode == "sampling":
         if batch.behaviour_logp is None:
             raise RuntimeError("train.old_logp=sampling but the backend returned no sampling log-probs")
@@ -523,6 +536,7 @@ def train(
             cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=cfg.train.seed
         )
         ref.model.requires_grad_(False)
+    prepare_backend(cfg, backend)
     backend.model.eval()  # no dropout: the sampled and the trained distributions are the same model
 
     optimizer = torch.optim.AdamW(
@@ -600,6 +614,8 @@ def train(
             stats: dict[str, float] = {}
             if len(kept) and bool(kept.valid.any()):
                 stats = update(cfg, backend, kept, batch_advantages(cfg, kept), ref_logp, optimizer, step)
+                if hasattr(backend, "sync_sampler"):
+                    backend.sync_sampler()
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             t_update = time.perf_counter() - t0
