@@ -36,6 +36,22 @@ Prompt = list[dict[str, str]] | str
 _LOGITS_CHUNK_ELEMENTS = 2**24
 
 
+class _Scorer(torch.nn.Module):
+    """``HFBackend._score`` behind ``nn.Module.__call__``: what a data-parallel wrapper wraps.
+
+    Its parameters are the policy's (``self.model``), so DDP's gradient hooks or FSDP2's sharding
+    see exactly the trained weights, while one call covers every pass of a micro-batch.
+    """
+
+    def __init__(self, backend: HFBackend):
+        super().__init__()
+        self.model = backend.model
+        self._score = backend._score
+
+    def forward(self, *args: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._score(*args)
+
+
 class HFBackend:
     """A `transformers` causal LM and its tokenizer behind the `Backend` interface.
 
@@ -64,6 +80,8 @@ class HFBackend:
         # Score the completions of a repeated prompt against one shared prompt pass (see _score_shared).
         self.share_prompts = True
         self._sampler: Any = None  # a lower-precision copy of the model that generate() samples from
+        # The scoring passes as one module call, so DDP / FSDP2 can wrap them (rlvr.train.distributed).
+        self.scorer: torch.nn.Module = _Scorer(self)
 
     @property
     def device(self) -> torch.device:
@@ -101,15 +119,17 @@ class HFBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def set_sampling_dtype(self, dtype: torch.dtype | None) -> None:
+    def set_sampling_dtype(self, dtype: torch.dtype | None, *, copy_always: bool = False) -> None:
         """Sample from a copy of the weights cast to ``dtype`` (None: from the model itself).
 
         Decoding on CPU reads every weight once per token, so bf16 weights decode about twice as fast
         as fp32 ones, while the trained weights and the optimizer stay fp32 (as with an inference
         engine beside the trainer). Only parameters are cast; buffers such as rotary frequencies keep
-        their precision. Call `sync_sampler` after changing the model's weights.
+        their precision. Call `sync_sampler` after changing the model's weights. ``copy_always`` keeps
+        a separate copy even at the model's own dtype (sharded training, sampling during an update).
         """
-        if dtype is None or dtype == self.dtype:
+        dtype = dtype or (self.dtype if copy_always else None)
+        if dtype is None or (dtype == self.dtype and not copy_always):
             self._sampler = None
             return
         sampler = copy.deepcopy(self.model)
@@ -128,7 +148,8 @@ class HFBackend:
         """Copy the model's current weights into the sampling copy (a no-op without one)."""
         if self._sampler is not None:
             for dst, src in zip(self._sampler.parameters(), self.model.parameters(), strict=True):
-                dst.copy_(src)
+                # A sharded (FSDP2) parameter is gathered whole first.
+                dst.copy_(src.full_tensor() if hasattr(src, "full_tensor") else src)
 
     def generate(
         self, prompts: Sequence[Prompt], params: SamplingParams, *, micro_batch: int | None = None
@@ -311,7 +332,7 @@ class HFBackend:
         logps, entropies = [], []
         with torch.enable_grad() if grad else torch.no_grad():
             for start in range(0, n, step):
-                lp, ent = self._score(
+                lp, ent = self.scorer(
                     prompt_ids[start : start + step], completion_ids[start : start + step], width, temperature,
                     return_entropy, grad,
                 )  # fmt: skip
@@ -504,7 +525,7 @@ class HFBackend:
         self.model.load_state_dict(state_dict, strict=True)
         self.sync_sampler()
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Write model + tokenizer + generation config with ``save_pretrained``, replacing ``path`` atomically.
 
         The checkpoint is written to a temporary sibling folder and renamed into place, so an
@@ -514,7 +535,7 @@ class HFBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
         try:
-            self.model.save_pretrained(tmp)
+            self.model.save_pretrained(tmp, state_dict=state_dict)
             self.tokenizer.save_pretrained(tmp)
             if path.exists():
                 old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))

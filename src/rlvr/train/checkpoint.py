@@ -60,21 +60,27 @@ def save_checkpoint(
     step: int,
     *,
     backend: Any,
-    optimizer: torch.optim.Optimizer,
+    optimizer_state: dict[str, Any],
     scheduler: Any,
     extra_state: dict[str, Any],
     keep: int = 2,
+    model_state: dict[str, torch.Tensor] | None = None,
+    rng: Any = None,
 ) -> Path:
-    """Write the checkpoint of ``step`` atomically and keep only the newest ``keep`` ones."""
+    """Write the checkpoint of ``step`` atomically and keep only the newest ``keep`` ones.
+
+    ``model_state`` replaces the model's own weights (the gathered ones of a sharded model); ``rng``
+    replaces this process's RNG states (a list of every process's under torchrun).
+    """
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{final.name}-"))
     try:
-        backend.save(str(tmp / "model"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        backend.save(str(tmp / "model"), state_dict=model_state)
+        torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save(rng_state(), tmp / "rng.pt")
+        torch.save(rng_state() if rng is None else rng, tmp / "rng.pt")
         files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         for name in files:
             _fsync(tmp / name)

@@ -21,15 +21,18 @@ class MetricsLogger:
         wandb: bool = False,
         wandb_project: str = "rlvr",
         config: dict[str, Any] | None = None,
+        enabled: bool = True,
     ):
+        """``enabled=False`` (the other processes of a torchrun run) writes nothing."""
         self.path = Path(run_dir) / "log.jsonl"
+        self.enabled = enabled
         self.tb = None
         self.wandb = None
-        if tensorboard:
+        if tensorboard and enabled:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
-        if wandb:
+        if wandb and enabled:
             try:
                 import wandb as wandb_lib
             except ImportError:
@@ -42,13 +45,15 @@ class MetricsLogger:
 
     def truncate_after(self, step: int) -> None:
         """Drop records of steps after ``step`` (they were logged after the checkpoint a resume starts from)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
         kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", -1) <= step]
         atomic_write_text(self.path, "".join(kept))
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         append_jsonl(self.path, record)
         step = int(record["step"])
         scalars = {k: v for k, v in _flatten(record).items() if k != "step" and _is_number(v)}

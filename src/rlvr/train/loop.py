@@ -38,8 +38,9 @@ from rlvr.algo.filters import (
 from rlvr.algo.losses import aggregate, kl_estimate, policy_loss
 from rlvr.io import atomic_write_json
 from rlvr.records import STATUSES, Sample, Verdict
-from rlvr.train.checkpoint import latest_checkpoint, save_checkpoint, set_rng_state
+from rlvr.train.checkpoint import latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rlvr.train.config import RunConfig
+from rlvr.train.distributed import Dist
 from rlvr.train.logging import MetricsLogger, Progress
 from rlvr.train.manifest import build_manifest
 from rlvr.train.sft import rft_keep, rft_loss
@@ -246,15 +247,16 @@ def generate_and_grade(
 
 
 def collect_rollouts(
-    cfg: RunConfig, backend: Any, samples: list[Sample], stream: PromptStream, step: int
+    cfg: RunConfig, backend: Any, samples: list[Sample], stream: PromptStream, step: int, d: Dist = Dist()
 ) -> tuple[Rollouts, Rollouts, dict[str, float]]:
     """Draw prompts and sample until the batch is full. Returns (kept, everything generated, timings/counts).
 
     Without dynamic sampling everything is kept. With it, groups whose valid rewards are all equal
     are dropped and new prompts are drawn, at most ``algo.max_resample_rounds`` extra rounds; a batch
-    still short after that is trained on as it is.
+    still short after that is trained on as it is. Under torchrun each process fills its own share.
     """
-    G, target = cfg.sampling.group_size, cfg.train.prompts_per_step
+    G, target = cfg.sampling.group_size, cfg.train.prompts_per_step // d.world
+    rank = [d.rank] if d.active else []  # every process samples with its own seeds
     kept_parts: list[Rollouts] = []
     all_parts: list[Rollouts] = []
     n_kept = 0
@@ -262,7 +264,7 @@ def collect_rollouts(
     for rnd in range(1 + (cfg.algo.max_resample_rounds if cfg.algo.dynamic_sampling else 0)):
         prompts = [samples[i] for i in stream.take(target - n_kept)]
         part, t_gen, t_ver = generate_and_grade(
-            cfg, backend, prompts, derived_seed(cfg.train.seed, step, rnd)
+            cfg, backend, prompts, derived_seed(cfg.train.seed, step, rnd, *rank)
         )
         timing["generate"] += t_gen
         timing["verify"] += t_ver
@@ -281,6 +283,20 @@ def collect_rollouts(
     everything = Rollouts.concat(all_parts)
     kept = Rollouts.concat(kept_parts) if kept_parts else everything.select([])
     return kept, everything, timing
+
+
+def share_batches(
+    cfg: RunConfig, d: Dist, kept: Rollouts, everything: Rollouts
+) -> tuple[Rollouts, Rollouts, Rollouts]:
+    """Under torchrun: trim every process's batch to the same number of groups (the update's
+    collectives need equal micro-batch counts) and gather everything for the step's metrics.
+
+    Returns (this process's kept rows, every process's kept rows, every process's rollouts).
+    """
+    G = cfg.sampling.group_size
+    groups = min(d.gather(len(kept) // G))
+    kept = kept.select(list(range(groups * G)))
+    return kept, Rollouts.concat(d.gather(kept)), Rollouts.concat(d.gather(everything))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,8 +355,16 @@ def update(
     ref_logp: list[Tensor] | None,
     optimizer: torch.optim.Optimizer,
     step: int,
+    d: Dist = Dist(),
 ) -> dict[str, float]:
-    """``ppo_epochs`` passes over the batch in minibatches; returns averaged loss statistics."""
+    """``ppo_epochs`` passes over the batch in minibatches; returns averaged loss statistics.
+
+    Under torchrun ``batch`` is this process's share (every process holds as many rows); denominators
+    are summed over the processes and the loss scaled by the world size, so the averaged gradient is
+    that of the whole batch.
+    """
+    from rlvr.train.distributed import clip_grad_norm
+
     algo, B = cfg.algo, len(batch)
     n_minibatches = cfg.rollouts_per_step // cfg.minibatch_size
     mb_size = max(1, math.ceil(B / n_minibatches))
@@ -363,20 +387,23 @@ def update(
         for mb_start in range(0, B, mb_size):
             mb_rows = order[mb_start : mb_start + mb_size]
             valid = batch.valid[mb_rows]
-            n_tokens = float((lengths[mb_rows] * valid).sum())
+            n_tokens = d.sum(float((lengths[mb_rows] * valid).sum()))
             if n_tokens == 0:
                 continue
+            n_seqs = d.sum(float(valid.sum()))
             denominator = {
                 "token_mean": n_tokens,
-                "seq_mean_token_mean": float(valid.sum()),
-                "seq_mean_token_sum": float(valid.sum()),
-                "constant": len(mb_rows) * norm,
+                "seq_mean_token_mean": n_seqs,
+                "seq_mean_token_sum": n_seqs,
+                "constant": len(mb_rows) * d.world * norm,
             }[algo.loss_agg if cfg.train.objective == "rl" else "token_mean"]
             optimizer.zero_grad(set_to_none=True)
-            for mc_start in range(0, len(mb_rows), cfg.micro_batch_size):
+            micro_starts = list(range(0, len(mb_rows), cfg.micro_batch_size))
+            for mc_start in micro_starts:
                 rows = mb_rows[mc_start : mc_start + cfg.micro_batch_size]
                 part = batch.select(rows)
-                logp, mask, ent = _logprobs(cfg, backend, part, grad=True, entropy=cfg.log.entropy)
+                with d.no_sync(backend, sync=mc_start == micro_starts[-1]):
+                    logp, mask, ent = _logprobs(cfg, backend, part, grad=True, entropy=cfg.log.entropy)
                 mask = mask * part.valid[:, None].float()
                 n_part = float(mask.sum())
                 if cfg.train.objective == "rft":
@@ -410,16 +437,17 @@ def update(
                         add("kl", float((kl.detach() * mask).sum()) / max(n_part, 1), n_part)
                         if algo.kl_mode == "loss":
                             loss = loss + algo.kl_coef * aggregate(kl, mask, algo.loss_agg, norm, denominator)
-                loss.backward()
+                with d.no_sync(backend, sync=mc_start == micro_starts[-1]):
+                    (loss * d.world).backward()  # DDP / FSDP2 average the processes' gradients
                 add("loss", float(loss.detach()))  # parts sum to the minibatch loss
                 for k, v in stats.items():
                     add(k, v, n_part)
                 if ent is not None:
                     add("entropy", float((ent.detach() * mask).sum()) / max(n_part, 1), n_part)
             max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm is not None else float("inf")
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            grad_norm = clip_grad_norm(d, params, max_norm)
             optimizer.step()
-            add("grad_norm", float(grad_norm))
+            add("grad_norm", grad_norm)
             optimizer_steps += 1
     out = {k: sums[k] / counts[k] for k in sums if counts[k] > 0}
     if "loss" in out:  # per-minibatch loss: the micro-batch parts were added separately
@@ -428,14 +456,21 @@ def update(
     return out
 
 
-def batch_advantages(cfg: RunConfig, batch: Rollouts) -> Tensor:
-    """Per-row advantages from the group rewards (unused by the RFT objective: zeros)."""
+def batch_advantages(cfg: RunConfig, batch: Rollouts, d: Dist = Dist()) -> Tensor:
+    """Per-row advantages from the group rewards (unused by the RFT objective: zeros).
+
+    Under torchrun they are computed on every process's rewards (batch-normalised estimators see the
+    whole batch) and each process keeps its own rows.
+    """
     if cfg.train.objective == "rft":
         return torch.zeros(len(batch))
     G = cfg.sampling.group_size
+    parts = d.gather((batch.rewards, batch.valid))
+    rewards, valid = torch.cat([r for r, _ in parts]), torch.cat([v for _, v in parts])
     kwargs = {"group_baseline": cfg.algo.group_baseline} if cfg.algo.advantage == "reinforce_pp" else {}
-    adv = compute_advantages(cfg.algo.advantage, batch.rewards.view(-1, G), batch.valid.view(-1, G), **kwargs)
-    return adv.reshape(-1)
+    adv = compute_advantages(cfg.algo.advantage, rewards.view(-1, G), valid.view(-1, G), **kwargs).reshape(-1)
+    start = sum(len(r) for r, _ in parts[: d.rank])
+    return adv[start : start + len(batch)]
 
 
 def lr_lambda(cfg: RunConfig):
@@ -508,7 +543,9 @@ def train(
     """
     from rlvr.data import load_task
     from rlvr.models import load_backend
+    from rlvr.train import distributed
 
+    d = distributed.setup(cfg.train.parallel, cfg.model.device, cfg.train.prompts_per_step)
     run_dir = Path(run_dir)
     log_path = run_dir / "log.jsonl"
     ckpt = latest_checkpoint(run_dir) if resume else None
@@ -522,7 +559,8 @@ def train(
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
     samples = load_task(cfg.data.task, n=cfg.data.n, seed=cfg.data_seed, split="train", **cfg.data.options)
-    stream = PromptStream(len(samples), cfg.data_seed)
+    # Under torchrun every process draws from its own shuffled order of the prompts.
+    stream = PromptStream(len(samples), derived_seed(cfg.data_seed, d.rank) if d.active else cfg.data_seed)
 
     if ckpt is not None:
         backend = load_backend(str(ckpt.model_dir), dtype=cfg.model.dtype, device=cfg.model.device)
@@ -538,6 +576,7 @@ def train(
         ref.model.requires_grad_(False)
     prepare_backend(cfg, backend)
     backend.model.eval()  # no dropout: the sampled and the trained distributions are the same model
+    distributed.wrap(d, backend)
 
     optimizer = torch.optim.AdamW(
         [p for p in backend.model.parameters() if p.requires_grad],
@@ -553,14 +592,16 @@ def train(
         wandb=cfg.log.wandb,
         wandb_project=cfg.log.wandb_project,
         config=cfg.model_dump(),
+        enabled=d.main,
     )
 
     start = 0
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt.load_torch("optimizer.pt"))
+        distributed.load_optimizer_state(d, backend, optimizer, ckpt.load_torch("optimizer.pt"))
         scheduler.load_state_dict(ckpt.load_torch("scheduler.pt"))
-        set_rng_state(ckpt.load_torch("rng.pt"))
-        stream.load_state_dict(ckpt.state["data"])
+        rng = ckpt.load_torch("rng.pt")
+        set_rng_state(rng[d.rank] if d.active else rng)
+        stream.load_state_dict(ckpt.state["data_ranks"][d.rank] if d.active else ckpt.state["data"])
         start = ckpt.step
         logger.truncate_after(start)
     elif resume and log_path.exists():
@@ -571,30 +612,50 @@ def train(
         command=command,
         seeds={"train": cfg.train.seed, "data": cfg.data_seed},
         datasets={f"train:{cfg.data.task}": samples},
-        extra={"run_dir": str(run_dir), "resumed_from_step": start if resume else None},
+        extra={
+            "run_dir": str(run_dir),
+            "resumed_from_step": start if resume else None,
+            "processes": {"world": d.world, "parallel": d.strategy},
+        },
     )
-    atomic_write_json(
-        run_dir / ("manifest.json" if start == 0 else f"manifest.resume-{start}.json"), manifest.to_dict()
-    )
-
-    def checkpoint(step: int) -> None:
-        save_checkpoint(
-            run_dir,
-            step,
-            backend=backend,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            extra_state={"data": stream.state_dict(), "config": cfg.model_dump(mode="json")},
-            keep=cfg.train.keep_checkpoints,
+    if d.main:
+        atomic_write_json(
+            run_dir / ("manifest.json" if start == 0 else f"manifest.resume-{start}.json"), manifest.to_dict()
         )
 
+    def checkpoint(step: int) -> None:
+        # Collectives first (every process), then the main process writes.
+        model_state = distributed.full_state_dict(d, backend)
+        optimizer_state = distributed.optimizer_state(d, backend, optimizer)
+        extra = {"data": stream.state_dict(), "config": cfg.model_dump(mode="json")}
+        rng = None
+        if d.active:
+            extra["data_ranks"] = d.gather(stream.state_dict())
+            rng = d.gather(rng_state())
+        if d.main:
+            save_checkpoint(
+                run_dir,
+                step,
+                backend=backend,
+                optimizer_state=optimizer_state,
+                scheduler=scheduler,
+                extra_state=extra,
+                keep=cfg.train.keep_checkpoints,
+                model_state=model_state,
+                rng=rng,
+            )
+        d.barrier()
+
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, stop_after)
-    progress = Progress(cfg.train.steps, start=start, enabled=cfg.log.progress)
+    progress = Progress(cfg.train.steps, start=start, enabled=cfg.log.progress and d.main)
     record: dict[str, Any] = {}
     try:
         for step in range(start, end):
             t_step = time.perf_counter()
-            kept, everything, timing = collect_rollouts(cfg, backend, samples, stream, step)
+            kept, everything, timing = collect_rollouts(cfg, backend, samples, stream, step, d)
+            kept_all = kept
+            if d.active:
+                kept, kept_all, everything = share_batches(cfg, d, kept, everything)
             if reward_fn is not None:
                 kept.rewards = reward_fn(kept, step)
 
@@ -612,8 +673,10 @@ def train(
                 kept.rewards = kept.rewards - cfg.algo.kl_coef * seq_kl
                 kl_penalty = float(seq_kl.mean())
             stats: dict[str, float] = {}
-            if len(kept) and bool(kept.valid.any()):
-                stats = update(cfg, backend, kept, batch_advantages(cfg, kept), ref_logp, optimizer, step)
+            if len(kept) and d.sum(float(kept.valid.sum())) > 0:
+                stats = update(
+                    cfg, backend, kept, batch_advantages(cfg, kept, d), ref_logp, optimizer, step, d
+                )
                 if hasattr(backend, "sync_sampler"):
                     backend.sync_sampler()
             lr = optimizer.param_groups[0]["lr"]
@@ -624,7 +687,7 @@ def train(
             completion_tokens = sum(len(c) for c in everything.completion_ids)
             record = {
                 "step": step + 1,
-                **rollout_metrics(everything, kept, cfg),
+                **rollout_metrics(everything, kept_all, cfg),
                 "loss": stats.get("loss", 0.0),
                 "entropy": stats.get("entropy"),
                 "kl": stats.get("kl"),
@@ -647,7 +710,7 @@ def train(
             }
             logger.log(record)
             progress.update(record)
-            if console is not None and cfg.log.print_samples:
+            if console is not None and cfg.log.print_samples and d.main:
                 for text, v in list(zip(everything.texts, everything.verdicts, strict=True))[
                     : cfg.log.print_samples
                 ]:
