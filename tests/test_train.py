@@ -180,6 +180,8 @@ VARIANTS = {
     "cosine_warmup_clip": ["optim.schedule=cosine", "optim.warmup_steps=1", "optim.max_grad_norm=0.5"],
     "rft": ["train.objective=rft"],
     "bf16_mixed": ["model.autocast=bfloat16", "train.ppo_epochs=2"],
+    "asynchronous": ["rollout.asynchronous=true", "algo.tis_cap=2.0"],
+    "asynchronous_bf16": ["rollout.asynchronous=true", "algo.tis_cap=2.0", "model.autocast=bfloat16"],
 }
 
 
@@ -316,3 +318,24 @@ def test_demo_recipe_loads():
     cfg, demo = load_demo_config()
     assert cfg.data.task == "addition" and cfg.model.name == "default"
     assert demo["eval_n"] >= 100
+
+
+# ------------------------------------------------------------------------------------------ rollouts
+
+
+def test_asynchronous_mode_trains_one_step_off_policy(tiny_model, tmp_path):
+    """Synchronous: the sampler is the trained policy, so the TIS weight is 1. Asynchronous: step t+1
+    was sampled by the weights before step t's update, so from step 2 on the weight moves off 1."""
+    common = ("train.steps=3", "algo.tis_cap=10.0", "train.lr=3e-2")
+    train(_cfg(tiny_model, *common), tmp_path / "sync")
+    train(_cfg(tiny_model, *common, "rollout.asynchronous=true"), tmp_path / "async")
+    sync, asy = read_log(tmp_path / "sync"), read_log(tmp_path / "async")
+    assert all(r["tis_weight"] == pytest.approx(1.0, abs=1e-4) for r in sync)
+    assert asy[0]["tis_weight"] == pytest.approx(1.0, abs=1e-4)  # the first batch is on-policy
+    assert all(abs(r["tis_weight"] - 1.0) > 1e-3 for r in asy[1:])
+    assert sync[0]["reward/mean"] == asy[0]["reward/mean"]  # same seed, same first batch
+
+
+def test_asynchronous_mode_needs_the_is_correction(tiny_model):
+    with pytest.raises(ConfigError, match="tis_cap"):
+        _cfg(tiny_model, "rollout.asynchronous=true")

@@ -83,6 +83,21 @@ class TrainConfig(_Section):
     threads: int | None = Field(default=None, ge=1)  # torch intra-op threads (None: leave as is)
 
 
+class RolloutConfig(_Section):
+    """Where completions are sampled, and whether sampling overlaps the update."""
+
+    engine: Literal["local", "ray", "vllm"] = "local"  # the policy itself, Ray actors, or a vLLM engine
+    workers: int = Field(default=2, ge=1)  # Ray rollout actors
+    threads_per_worker: int = Field(default=1, ge=1)
+    cpus_per_worker: float = Field(default=1.0, gt=0)  # Ray CPU reservation per rollout actor
+    ray_address: str | None = None  # None: a local Ray cluster; "auto" or "ray://host:port" joins one
+    timeout: float = Field(default=600.0, gt=0)  # seconds per remote generation call
+    vllm: dict[str, Any] = Field(default_factory=dict)  # extra VLLMBackend arguments
+    # One-step off-policy: step t+1's rollouts are sampled (by the weights before step t's update)
+    # while step t's update runs; the truncated importance-sampling correction is then required.
+    asynchronous: bool = False
+
+
 class LogConfig(_Section):
     jsonl: bool = True  # always on in practice; kept for symmetry with the other sinks
     tensorboard: bool = True
@@ -100,6 +115,7 @@ class RunConfig(_Section):
     algo: AlgoConfig = Field(default_factory=AlgoConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @property
@@ -142,6 +158,11 @@ class RunConfig(_Section):
             )
         if self.algo.kl_coef < 0:
             raise ValueError("algo.kl_coef must be >= 0")
+        if self.rollout.asynchronous and self.algo.tis_cap is None and self.train.objective == "rl":
+            raise ValueError(
+                "rollout.asynchronous=true trains on rollouts of the previous weights: set algo.tis_cap "
+                "(e.g. 2.0) for the truncated importance-sampling correction"
+            )
         return self
 
     def batch_summary(self) -> str:
@@ -167,6 +188,9 @@ class RunConfig(_Section):
                 f"steps            {self.train.steps} (lr {self.train.lr:g}, {self.optim.schedule}, "
                 f"warmup {self.optim.warmup_steps})",
                 f"kl               {kl}",
+                f"rollouts         {self.rollout.engine}"
+                + (f" ({self.rollout.workers} Ray workers)" if self.rollout.engine == "ray" else "")
+                + (", one step off-policy (async)" if self.rollout.asynchronous else ", synchronous"),
             ]
         )
 

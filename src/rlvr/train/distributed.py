@@ -133,15 +133,15 @@ def _broadcast_parameters(model: torch.nn.Module) -> None:
         dist.broadcast(p.data, src=0)
 
 
-def full_state_dict(d: Dist, backend: Any) -> dict[str, torch.Tensor] | None:
-    """The whole model's weights (gathered from the shards under FSDP2; None means "the model's own")."""
+def full_state_dict(d: Dist, backend: Any, all_ranks: bool = False) -> dict[str, torch.Tensor] | None:
+    """The whole model's weights, gathered from the shards under FSDP2 (on rank 0 only, unless
+    ``all_ranks``); None when the model is not sharded (its own state dict is whole)."""
     if d.strategy != "fsdp2":
         return None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(
-        backend.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-    )
+    options = StateDictOptions(full_state_dict=True, cpu_offload=not all_ranks)
+    return get_model_state_dict(backend.model, options=options)
 
 
 def optimizer_state(d: Dist, backend: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

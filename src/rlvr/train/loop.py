@@ -18,6 +18,8 @@ import math
 import random
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +182,51 @@ def prepare_backend(cfg: RunConfig, backend: Any) -> Any:
     return backend
 
 
+def build_sampler(cfg: RunConfig, backend: Any, d: Dist) -> Any:
+    """The backend that samples: the policy itself, Ray rollout actors, or a vLLM engine.
+
+    A separate engine starts from the policy's weights and gets them again after every update. The
+    asynchronous mode with the local engine samples from a copy of the weights, so that sampling can
+    run while the update changes the policy.
+    """
+    engine, r = cfg.rollout.engine, cfg.rollout
+    if engine == "local":
+        if r.asynchronous and hasattr(backend, "set_sampling_dtype"):
+            backend.set_sampling_dtype(backend.sampling_dtype, copy_always=True)
+        return backend
+    if engine == "ray":
+        from rlvr.models.ray_rollout import RayRolloutPool
+
+        sampler = RayRolloutPool(
+            cfg.model.name,
+            workers=r.workers,
+            dtype=cfg.model.dtype,
+            sampling_dtype="bfloat16" if cfg.model.autocast == "bfloat16" else None,
+            address=r.ray_address,
+            timeout=r.timeout,
+            threads_per_worker=r.threads_per_worker,
+            cpus_per_worker=r.cpus_per_worker,
+            seed=cfg.train.seed + d.rank,
+        )
+    else:
+        from rlvr.models.vllm_backend import VLLMBackend
+
+        sampler = VLLMBackend(cfg.model.name, dtype=cfg.model.dtype, seed=cfg.train.seed + d.rank, **r.vllm)
+    push_weights(d, backend, sampler)
+    return sampler
+
+
+def push_weights(d: Dist, backend: Any, sampler: Any) -> None:
+    """Give the sampler the policy's current weights (after an update)."""
+    from rlvr.train.distributed import full_state_dict
+
+    if sampler is backend:
+        if hasattr(backend, "sync_sampler"):
+            backend.sync_sampler()
+        return
+    sampler.load_weights(full_state_dict(d, backend, all_ranks=True) or backend.state_dict())
+
+
 def autocast(cfg: RunConfig):
     if cfg.model.autocast == "bfloat16":
         return torch.autocast(device_type=torch.device(cfg.model.device).type, dtype=torch.bfloat16)
@@ -187,7 +234,7 @@ def autocast(cfg: RunConfig):
 
 
 def generate_and_grade(
-    cfg: RunConfig, backend: Any, prompts: list[Sample], seed: int
+    cfg: RunConfig, backend: Any, prompts: list[Sample], seed: int, step: int | None = None
 ) -> tuple[Rollouts, float, float]:
     """Sample ``group_size`` completions per prompt, grade them and score them. Returns (rollouts, t_gen, t_verify)."""
     from rlvr.models.base import SamplingParams
@@ -204,7 +251,8 @@ def generate_and_grade(
     )
     t0 = time.perf_counter()
     with torch.no_grad(), autocast(cfg):
-        gens = backend.generate([s.messages(cfg.model.system_prompt) for s in prompts], params)
+        kwargs = {"step": step} if cfg.rollout.engine == "ray" else {}  # named in the pool's errors
+        gens = backend.generate([s.messages(cfg.model.system_prompt) for s in prompts], params, **kwargs)
     gens = sorted(gens, key=lambda g: g.prompt_index)  # stable: keeps the order within a group
     if len(gens) != len(prompts) * G:
         raise RuntimeError(f"backend returned {len(gens)} completions for {len(prompts)} prompts x {G}")
@@ -264,7 +312,7 @@ def collect_rollouts(
     for rnd in range(1 + (cfg.algo.max_resample_rounds if cfg.algo.dynamic_sampling else 0)):
         prompts = [samples[i] for i in stream.take(target - n_kept)]
         part, t_gen, t_ver = generate_and_grade(
-            cfg, backend, prompts, derived_seed(cfg.train.seed, step, rnd, *rank)
+            cfg, backend, prompts, derived_seed(cfg.train.seed, step, rnd, *rank), step
         )
         timing["generate"] += t_gen
         timing["verify"] += t_ver
@@ -338,7 +386,12 @@ def old_logprobs(cfg: RunConfig, backend: Any, batch: Rollouts, single_pass: boo
         if single_pass:
             return None
         # The sampler's log-probs are pi_old only when it is the trained model at the same precision.
-        exact = cfg.algo.tis_cap is None and cfg.model.autocast == "none"
+        exact = (
+            cfg.algo.tis_cap is None
+            and cfg.model.autocast == "none"
+            and cfg.rollout.engine == "local"
+            and not cfg.rollout.asynchronous
+        )
         mode = "sampling" if batch.behaviour_logp is not None and exact else "recompute"
     if mode == "sampling":
         if batch.behaviour_logp is None:
@@ -577,6 +630,7 @@ def train(
     prepare_backend(cfg, backend)
     backend.model.eval()  # no dropout: the sampled and the trained distributions are the same model
     distributed.wrap(d, backend)
+    sampler = build_sampler(cfg, backend, d)
 
     optimizer = torch.optim.AdamW(
         [p for p in backend.model.parameters() if p.requires_grad],
@@ -623,14 +677,14 @@ def train(
             run_dir / ("manifest.json" if start == 0 else f"manifest.resume-{start}.json"), manifest.to_dict()
         )
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, data_state: dict[str, int]) -> None:
         # Collectives first (every process), then the main process writes.
         model_state = distributed.full_state_dict(d, backend)
         optimizer_state = distributed.optimizer_state(d, backend, optimizer)
-        extra = {"data": stream.state_dict(), "config": cfg.model_dump(mode="json")}
+        extra = {"data": data_state, "config": cfg.model_dump(mode="json")}
         rng = None
         if d.active:
-            extra["data_ranks"] = d.gather(stream.state_dict())
+            extra["data_ranks"] = d.gather(data_state)
             rng = d.gather(rng_state())
         if d.main:
             save_checkpoint(
@@ -649,10 +703,21 @@ def train(
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, stop_after)
     progress = Progress(cfg.train.steps, start=start, enabled=cfg.log.progress and d.main)
     record: dict[str, Any] = {}
+
+    def rollouts_for(step: int) -> tuple[Rollouts, Rollouts, dict[str, float]]:
+        return collect_rollouts(cfg, sampler, samples, stream, step, d)
+
+    # Asynchronous mode: one background thread samples the next step while this one updates.
+    executor = ThreadPoolExecutor(1, thread_name_prefix="rlvr-rollouts") if cfg.rollout.asynchronous else None
+    pending: Future | None = None
     try:
         for step in range(start, end):
             t_step = time.perf_counter()
-            kept, everything, timing = collect_rollouts(cfg, backend, samples, stream, step, d)
+            kept, everything, timing = pending.result() if pending is not None else rollouts_for(step)
+            data_state = stream.state_dict()  # after this step's prompts, before the next step's
+            pending = None
+            if executor is not None and step + 1 < end:
+                pending = executor.submit(rollouts_for, step + 1)  # sampled by the pre-update weights
             kept_all = kept
             if d.active:
                 kept, kept_all, everything = share_batches(cfg, d, kept, everything)
@@ -677,8 +742,9 @@ def train(
                 stats = update(
                     cfg, backend, kept, batch_advantages(cfg, kept, d), ref_logp, optimizer, step, d
                 )
-                if hasattr(backend, "sync_sampler"):
-                    backend.sync_sampler()
+            if pending is not None:
+                futures_wait([pending])  # the sampler's weights change only once it is idle
+            push_weights(d, backend, sampler)
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             t_update = time.perf_counter() - t0
@@ -717,8 +783,12 @@ def train(
                     console.print(f"[dim]step {step + 1} [{v.status}][/dim] {text!r}")
             done = step + 1
             if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == cfg.train.steps:
-                checkpoint(done)
+                checkpoint(done, data_state)
     finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if sampler is not backend and hasattr(sampler, "close"):
+            sampler.close()
         progress.close()
         logger.close()
     return TrainResult(last=record, backend=backend, run_dir=run_dir)
