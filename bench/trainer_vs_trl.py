@@ -9,6 +9,7 @@ the machine's measured matmul peak (fp32 and bf16).
     pip install -e '.[bench]'        # TRL
     OMP_NUM_THREADS=2 python bench/trainer_vs_trl.py --steps 3 --warmup 1
     python bench/trainer_vs_trl.py --skip-trl          # rlvr only
+    python bench/trainer_vs_trl.py --rlvr-bf16         # also rlvr with bf16 sampling + autocast
 
 Step time is wall-clock of the whole step (generation + grading + update). On a shared machine the
 numbers move with the load: run both back to back, and compare the ratio rather than the seconds.
@@ -35,14 +36,14 @@ def matmul_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def run_rlvr(args, samples_spec: dict, out: Path) -> dict:
+def run_rlvr(args, samples_spec: dict, out: Path, bf16: bool) -> dict:
     from rlvr.train.config import build_config
     from rlvr.train.logging import read_log
     from rlvr.train.loop import train
 
     cfg = build_config(
         {
-            "model": {"name": "default", "autocast": "bfloat16" if args.rlvr_bf16 else "none"},
+            "model": {"name": "default", "autocast": "bfloat16" if bf16 else "none"},
             "data": samples_spec,
             "sampling": {"group_size": args.group, "max_new_tokens": args.max_new_tokens, "temperature": 1.0},
             "algo": {"recipe": "grpo"},
@@ -153,7 +154,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--rlvr-bf16", action="store_true", help="run rlvr with bf16 autocast (TRL stays fp32)")
+    p.add_argument(
+        "--rlvr-bf16", action="store_true", help="also run rlvr with model.autocast=bfloat16 (TRL stays fp32)"
+    )
     p.add_argument("--skip-trl", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args()
@@ -174,7 +177,9 @@ def main() -> None:
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results["rlvr"] = run_rlvr(args, spec, Path(tmp) / "rlvr")
+        results["rlvr"] = run_rlvr(args, spec, Path(tmp) / "rlvr", bf16=False)
+        if args.rlvr_bf16:
+            results["rlvr-bf16"] = run_rlvr(args, spec, Path(tmp) / "rlvr-bf16", bf16=True)
         if not args.skip_trl:
             results["trl"] = run_trl(args, samples, Path(tmp) / "trl")
 
@@ -187,14 +192,15 @@ def main() -> None:
         r["achieved_gflops"] = flops / r["seconds_per_step"] / 1e9
         r["fraction_of_fp32_peak"] = r["achieved_gflops"] / peak["fp32"]
         print(
-            f"{name:5s} {r['seconds_per_step']:7.1f} s/step  reward {r['reward']:.3f}  "
+            f"{name:9s} {r['seconds_per_step']:7.1f} s/step  reward {r['reward']:.3f}  "
             f"{r['gflop_per_step']:.0f} GFLOP/step  {r['achieved_gflops']:.1f} GFLOP/s "
             f"({100 * r['fraction_of_fp32_peak']:.1f}% of fp32 peak)"
         )
     if "trl" in results:
-        ratio = results["trl"]["seconds_per_step"] / results["rlvr"]["seconds_per_step"]
-        print(f"rlvr is {ratio:.2f}x faster per step than TRL GRPOTrainer")
-        results["speedup"] = ratio
+        for name in [n for n in results if n.startswith("rlvr")]:
+            ratio = results["trl"]["seconds_per_step"] / results[name]["seconds_per_step"]
+            print(f"{name} is {ratio:.2f}x faster per step than TRL GRPOTrainer (fp32)")
+            results[name]["speedup_vs_trl"] = ratio
     results["peak_gflops"] = peak
     results["settings"] = vars(args) | {"json": str(args.json) if args.json else None}
     if args.json:

@@ -139,6 +139,11 @@ class HFBackend:
         self._sampler = sampler.eval()
 
     @property
+    def has_sampling_copy(self) -> bool:
+        """Whether generate() samples from a copy of the weights rather than the model itself."""
+        return self._sampler is not None
+
+    @property
     def sampling_dtype(self) -> torch.dtype:
         model = self._sampler if self._sampler is not None else self.model
         return next(model.parameters()).dtype

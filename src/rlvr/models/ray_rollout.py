@@ -27,7 +27,7 @@ from typing import Any
 
 from rlvr.models import DTYPES
 from rlvr.models.base import Generation, SamplingParams
-from rlvr.verify.ray_pool import WorkerFailed, init_ray
+from rlvr.verify.ray_pool import WorkerFailed, init_ray, kill_actors
 
 __all__ = ["RayRolloutPool", "WorkerFailed", "chunk_seed"]
 
@@ -335,13 +335,7 @@ class RayRolloutPool:
 
     def close(self) -> None:
         """Kill every actor."""
-        import ray
-
-        for actor in self._actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
+        kill_actors(self._actors)
         self._actors, self._pid_refs = [], []
 
     def __enter__(self) -> RayRolloutPool:

@@ -97,6 +97,15 @@ def setup(parallel: str, device: str, prompts_per_step: int) -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), strategy=parallel)
 
 
+def process_device(d: Dist, device: str) -> str:
+    """This process's device: under torchrun each process takes the GPU of its ``LOCAL_RANK``."""
+    if d.active and torch.device(device).type == "cuda" and torch.device(device).index is None:
+        index = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(index)
+        return f"cuda:{index}"
+    return device
+
+
 def wrap(d: Dist, backend: Any) -> None:
     """Put the backend's scoring passes under DDP or FSDP2 (call before building the optimizer)."""
     if not d.active:
@@ -110,7 +119,7 @@ def wrap(d: Dist, backend: Any) -> None:
         from torch.distributed.fsdp import fully_shard
 
         # Sampling needs whole weights: keep a full copy (at the sampling precision already chosen).
-        if getattr(backend, "_sampler", None) is None:
+        if not backend.has_sampling_copy:
             backend.set_sampling_dtype(None, copy_always=True)
         _broadcast_parameters(backend.model)
         for layer in backend.model.get_decoder().layers:

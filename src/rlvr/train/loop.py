@@ -9,7 +9,12 @@ One step:
 5. advantages from the group rewards; overlong and failed completions are masked out of the loss;
 6. ``ppo_epochs`` passes over the rollouts in minibatches (gradient accumulation over micro-batches,
    gradient clipping, one LR-schedule step per training step);
-7. log the step, checkpoint every ``save_every`` steps.
+7. give the sampler the new weights; log the step, checkpoint every ``save_every`` steps.
+
+The sampler is the policy itself (``rollout.engine: local``), Ray rollout actors or a vLLM engine
+(:func:`build_sampler`). With ``rollout.asynchronous`` a background thread samples step t+1 with the
+pre-update weights while step t's update runs (one step off-policy, truncated IS). Under torchrun
+every process runs this loop on its share of the prompts (:mod:`rlvr.train.distributed`).
 """
 
 from __future__ import annotations
@@ -191,8 +196,8 @@ def build_sampler(cfg: RunConfig, backend: Any, d: Dist) -> Any:
     """
     engine, r = cfg.rollout.engine, cfg.rollout
     if engine == "local":
-        if r.asynchronous and hasattr(backend, "set_sampling_dtype"):
-            backend.set_sampling_dtype(backend.sampling_dtype, copy_always=True)
+        if r.asynchronous and hasattr(backend, "set_sampling_dtype") and not backend.has_sampling_copy:
+            backend.set_sampling_dtype(None, copy_always=True)
         return backend
     if engine == "ray":
         from rlvr.models.ray_rollout import RayRolloutPool
@@ -599,6 +604,7 @@ def train(
     from rlvr.train import distributed
 
     d = distributed.setup(cfg.train.parallel, cfg.model.device, cfg.train.prompts_per_step)
+    device = distributed.process_device(d, cfg.model.device)  # cuda -> cuda:LOCAL_RANK under torchrun
     run_dir = Path(run_dir)
     log_path = run_dir / "log.jsonl"
     ckpt = latest_checkpoint(run_dir) if resume else None
@@ -616,16 +622,12 @@ def train(
     stream = PromptStream(len(samples), derived_seed(cfg.data_seed, d.rank) if d.active else cfg.data_seed)
 
     if ckpt is not None:
-        backend = load_backend(str(ckpt.model_dir), dtype=cfg.model.dtype, device=cfg.model.device)
+        backend = load_backend(str(ckpt.model_dir), dtype=cfg.model.dtype, device=device)
     elif backend is None:
-        backend = load_backend(
-            cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=cfg.train.seed
-        )
+        backend = load_backend(cfg.model.name, dtype=cfg.model.dtype, device=device, seed=cfg.train.seed)
     ref = None
     if cfg.algo.needs_reference:
-        ref = load_backend(
-            cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device, seed=cfg.train.seed
-        )
+        ref = load_backend(cfg.model.name, dtype=cfg.model.dtype, device=device, seed=cfg.train.seed)
         ref.model.requires_grad_(False)
     prepare_backend(cfg, backend)
     backend.model.eval()  # no dropout: the sampled and the trained distributions are the same model

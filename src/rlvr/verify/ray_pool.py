@@ -37,6 +37,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ray.init(**kwargs)
 
 
+def kill_actors(actors: list[Any]) -> None:
+    """Kill Ray actors, ignoring those already gone."""
+    import ray
+
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:
+            pass
+
+
 class _VerifierWorker:
     """Runs inside a Ray actor: grades chunks with the named verifier."""
 
@@ -177,11 +188,5 @@ class RayVerifierPool:
         return out  # type: ignore[return-value]
 
     def shutdown(self) -> None:
-        import ray
-
-        for w in self.workers:
-            try:
-                ray.kill(w, no_restart=True)
-            except Exception:
-                pass
+        kill_actors(self.workers)
         self.workers = []
