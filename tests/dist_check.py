@@ -73,6 +73,7 @@ def main() -> None:
         opt = torch.optim.AdamW(backend.model.parameters(), lr=cfg.train.lr, eps=1.0)
         mine = full.select(list(range(4 * d.rank, 4 * d.rank + 4)))
         stats = update(cfg, backend, mine, batch_advantages(cfg, mine, d), None, opt, 0, d)
+        loss = d.sum(stats["loss"])  # each process's loss is its share of the whole batch's
         trained = distributed.full_state_dict(d, backend) or backend.model.state_dict()
         if not d.main:  # FSDP2 gathers the whole weights on rank 0 only
             continue
@@ -83,6 +84,8 @@ def main() -> None:
         results[name] = {
             "max_weight_diff": diff,
             "max_weight_change": moved,
+            "loss": loss,
+            "loss_single": ref_stats["loss"],
             "grad_norm": stats["grad_norm"],
             "grad_norm_single": ref_stats["grad_norm"],
             "optimizer_steps": stats["optimizer_steps"],

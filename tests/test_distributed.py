@@ -45,6 +45,7 @@ def test_split_update_equals_single_process(strategy, tiny, tmp_path):
         assert r["max_weight_change"] > 0.1, name  # the update moved the weights a lot...
         assert r["max_weight_diff"] < 1e-5, name  # ...and exactly as one process would have
         assert r["grad_norm"] == pytest.approx(r["grad_norm_single"], rel=1e-5), name
+        assert r["loss"] == pytest.approx(r["loss_single"], rel=1e-5, abs=1e-7), name
     assert results["two_epochs"]["optimizer_steps"] == 2
 
 

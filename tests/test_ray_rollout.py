@@ -198,37 +198,13 @@ def test_trainer_samples_on_ray_workers_and_pushes_weights(ray_cluster, model_pa
     """`rollout.engine=ray`: the same recipe trains with its rollouts sampled on Ray actors. The actors
     get the weights after every update: step 2's samples score exactly like the updated policy's own
     (truncated-IS weight 1), though the update moved the weights."""
-    from rlvr.data import register_task
-    from rlvr.records import Sample, Verdict
-    from rlvr.train.config import build_config
+    from tiny_model import parity_run_config
+
     from rlvr.train.logging import read_log
     from rlvr.train.loop import train
-    from rlvr.verify import register_verifier
 
-    def parity(items, **_):  # graded in the driver: rewards with signal for a random model
-        return [
-            Verdict(float(len(it["completion"]) % 2), "correct" if len(it["completion"]) % 2 else "incorrect")
-            for it in items
-        ]
-
-    register_verifier("ray_parity_test", parity)
-    register_task(
-        "ray_parity_test",
-        "test task",
-        lambda n=None, seed=0, split="train", **_: [
-            Sample(id=str(i), prompt=f"Say {i}.", verifier="ray_parity_test", gold="") for i in range(n or 8)
-        ],
-    )
-    cfg = build_config(
-        {
-            "model": {"name": str(model_path)},
-            "data": {"task": "ray_parity_test", "n": 8},
-            "sampling": {"group_size": 2, "max_new_tokens": 6},
-            "algo": {"recipe": "grpo", "tis_cap": 10.0},
-            "train": {"steps": 2, "lr": 3e-2, "prompts_per_step": 2, "verify_workers": 1},
-            "rollout": {"engine": "ray", "workers": 2, "cpus_per_worker": 0.25, "timeout": 120},
-            "log": {"tensorboard": False, "progress": False},
-        }
+    cfg = parity_run_config(
+        model_path, {"engine": "ray", "workers": 2, "cpus_per_worker": 0.25, "timeout": 120}
     )
     result = train(cfg, tmp_path / "run")
     log = read_log(tmp_path / "run")

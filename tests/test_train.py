@@ -126,6 +126,13 @@ def test_cli_dry_run_prints_batch_arithmetic():
     assert res.exit_code == 0, res.output
     assert "4 prompts x 8 samples = 32 rollouts" in res.output
     assert "2 epoch(s) x 2 minibatch(es) of 16 rollouts = 4 optimizer step(s)" in res.output
+    ray = CliRunner().invoke(app, ["train", str(REPO / "recipes/grpo_addition.yaml"), "rollout.engine=ray",
+                                   "--ray-address", "auto", "--dry-run"])  # fmt: skip
+    assert ray.exit_code == 0, ray.output
+    assert (
+        "ray_address: auto" in ray.output
+        and "rollouts         ray (2 Ray workers), synchronous" in ray.output
+    )
     bad = CliRunner().invoke(app, ["train", str(REPO / "recipes/grpo_addition.yaml"), "train.bogus=1"])
     assert bad.exit_code == 2 and "train.bogus: unknown key" in bad.output
 

@@ -84,3 +84,36 @@ def make_tiny_model(path: str | Path, seed: int = 0, *, hidden_size: int = 64, n
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def parity_run_config(model: str | Path, rollout: dict, **train: object):
+    """A 2-step GRPO run config on a task graded by completion-length parity (reward signal even for a
+    random model), with the truncated-IS weight logged; ``rollout`` is the config's rollout section."""
+    from rlvr.data import register_task
+    from rlvr.records import Sample, Verdict
+    from rlvr.train.config import build_config
+    from rlvr.verify import register_verifier
+
+    def parity(items, **_):
+        odd = [len(it["completion"]) % 2 for it in items]
+        return [Verdict(float(k), "correct" if k else "incorrect") for k in odd]
+
+    def task(n=None, seed=0, split="train", **_):
+        return [
+            Sample(id=str(i), prompt=f"Say {i}.", verifier="length_parity_test", gold="")
+            for i in range(n or 8)
+        ]
+
+    register_verifier("length_parity_test", parity)
+    register_task("length_parity_test", "completion-length parity (tests only)", task)
+    return build_config(
+        {
+            "model": {"name": str(model)},
+            "data": {"task": "length_parity_test", "n": 8},
+            "sampling": {"group_size": 2, "max_new_tokens": 6},
+            "algo": {"recipe": "grpo", "tis_cap": 10.0},
+            "train": {"steps": 2, "lr": 3e-2, "prompts_per_step": 2, "verify_workers": 1, **train},
+            "rollout": rollout,
+            "log": {"tensorboard": False, "progress": False},
+        }
+    )

@@ -26,6 +26,10 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Join this Ray cluster for rollouts (sets rollout.ray_address)."),
+    ] = None,
 ) -> None:
     """Train a policy with a GRPO-family algorithm (or RFT) as the recipe says."""
     import yaml
@@ -35,7 +39,8 @@ def train_command(
 
     console = Console(stderr=True, soft_wrap=True)
     try:
-        cfg = load_config(recipe, overrides or [])
+        extra = [f"rollout.ray_address={ray_address}"] if ray_address else []
+        cfg = load_config(recipe, [*(overrides or []), *extra])
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
