@@ -194,21 +194,36 @@ def test_hung_worker_raises_within_the_deadline_naming_worker_and_step(pool):
     assert pool.replaced == replaced + 1  # the hung actor was killed and a fresh one is starting
 
 
-def test_trainer_samples_on_ray_workers_and_pushes_weights(ray_cluster, model_path, tmp_path):
-    """`rollout.engine=ray`: the same recipe trains with its rollouts sampled on Ray actors. The actors
-    get the weights after every update: step 2's samples score exactly like the updated policy's own
-    (truncated-IS weight 1), though the update moved the weights."""
+def test_trainer_samples_on_ray_workers_and_pushes_weights(ray_cluster, model_path, tmp_path, monkeypatch):
+    """`rollout.engine=ray`, `train.verify_on=ray`: the same recipe trains with its rollouts sampled and
+    graded on Ray actors. The rollout actors get the weights after every update: step 2's samples
+    score exactly like the updated policy's own (truncated-IS weight 1), though the update moved the
+    weights."""
     from tiny_model import parity_run_config
+
+    from rlvr.verify.ray_pool import RayVerifierPool
+
+    graded_steps = []
+    original = RayVerifierPool.verify_samples
+
+    def spy(self, samples, completions, step=None):
+        graded_steps.append(step)
+        return original(self, samples, completions, step=step)
+
+    monkeypatch.setattr(RayVerifierPool, "verify_samples", spy)
 
     from rlvr.train.logging import read_log
     from rlvr.train.loop import train
 
     cfg = parity_run_config(
-        model_path, {"engine": "ray", "workers": 2, "cpus_per_worker": 0.25, "timeout": 120}
+        model_path,
+        {"engine": "ray", "workers": 2, "cpus_per_worker": 0.25, "timeout": 120},
+        verify_on="ray",  # and graded on a Ray verifier actor
     )
     result = train(cfg, tmp_path / "run")
     log = read_log(tmp_path / "run")
     assert [r["step"] for r in log] == [1, 2] and all(r["rollouts/generated"] == 4 for r in log)
     assert all(r["tis_weight"] == pytest.approx(1.0, abs=1e-3) for r in log)
+    assert graded_steps == [0, 1]
     start = load_backend(model_path).state_dict()
     assert any(not torch.allclose(v, result.backend.state_dict()[k]) for k, v in start.items())

@@ -79,6 +79,7 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(default=2, ge=1)
     verify_workers: int = Field(default=2, ge=1)
     verify_timeout: float = Field(default=10.0, gt=0)
+    verify_on: Literal["local", "ray"] = "local"  # a local process pool, or verify_workers Ray actors
     parallel: Literal["ddp", "fsdp2"] = "ddp"  # under torchrun: data-parallel or sharded
     threads: int | None = Field(default=None, ge=1)  # torch intra-op threads (None: leave as is)
 

@@ -238,12 +238,43 @@ def autocast(cfg: RunConfig):
     return nullcontext()
 
 
+def build_grader(cfg: RunConfig) -> tuple[Any, Any]:
+    """``grade(samples, texts, step) -> verdicts`` and the Ray verifier pool behind it (None: local).
+
+    ``train.verify_on: ray`` grades on ``verify_workers`` Ray actors (the same cluster as the
+    rollout actors, ``rollout.cpus_per_worker`` each), each running the verifier with its own hard
+    per-item time limit.
+    """
+    from rlvr.verify import verify_samples
+
+    if cfg.train.verify_on == "ray":
+        from rlvr.verify.ray_pool import RayVerifierPool
+
+        pool = RayVerifierPool(
+            num_workers=cfg.train.verify_workers,
+            address=cfg.rollout.ray_address,
+            call_timeout=cfg.rollout.timeout,
+            verifier_options={"workers": 1, "timeout": cfg.train.verify_timeout},
+            num_cpus_per_worker=cfg.rollout.cpus_per_worker,
+        )
+        return (lambda rows, texts, step: pool.verify_samples(rows, texts, step=step)), pool
+
+    def grade(rows: list[Sample], texts: list[str], step: int | None) -> list[Verdict]:
+        return verify_samples(rows, texts, workers=cfg.train.verify_workers, timeout=cfg.train.verify_timeout)
+
+    return grade, None
+
+
 def generate_and_grade(
-    cfg: RunConfig, backend: Any, prompts: list[Sample], seed: int, step: int | None = None
+    cfg: RunConfig,
+    backend: Any,
+    prompts: list[Sample],
+    seed: int,
+    step: int | None = None,
+    grade: Any = None,
 ) -> tuple[Rollouts, float, float]:
     """Sample ``group_size`` completions per prompt, grade them and score them. Returns (rollouts, t_gen, t_verify)."""
     from rlvr.models.base import SamplingParams
-    from rlvr.verify import verify_samples
 
     G = cfg.sampling.group_size
     params = SamplingParams(
@@ -266,7 +297,7 @@ def generate_and_grade(
     rows = [prompts[g.prompt_index] for g in gens]
     texts = [g.text for g in gens]
     t0 = time.perf_counter()
-    verdicts = verify_samples(rows, texts, workers=cfg.train.verify_workers, timeout=cfg.train.verify_timeout)
+    verdicts = (grade or build_grader(cfg)[0])(rows, texts, step)
     t_verify = time.perf_counter() - t0
 
     algo = cfg.algo
@@ -300,7 +331,13 @@ def generate_and_grade(
 
 
 def collect_rollouts(
-    cfg: RunConfig, backend: Any, samples: list[Sample], stream: PromptStream, step: int, d: Dist = Dist()
+    cfg: RunConfig,
+    backend: Any,
+    samples: list[Sample],
+    stream: PromptStream,
+    step: int,
+    d: Dist = Dist(),
+    grade: Any = None,
 ) -> tuple[Rollouts, Rollouts, dict[str, float]]:
     """Draw prompts and sample until the batch is full. Returns (kept, everything generated, timings/counts).
 
@@ -317,7 +354,7 @@ def collect_rollouts(
     for rnd in range(1 + (cfg.algo.max_resample_rounds if cfg.algo.dynamic_sampling else 0)):
         prompts = [samples[i] for i in stream.take(target - n_kept)]
         part, t_gen, t_ver = generate_and_grade(
-            cfg, backend, prompts, derived_seed(cfg.train.seed, step, rnd, *rank), step
+            cfg, backend, prompts, derived_seed(cfg.train.seed, step, rnd, *rank), step, grade
         )
         timing["generate"] += t_gen
         timing["verify"] += t_ver
@@ -633,6 +670,7 @@ def train(
     backend.model.eval()  # no dropout: the sampled and the trained distributions are the same model
     distributed.wrap(d, backend)
     sampler = build_sampler(cfg, backend, d)
+    grade, verifier_pool = build_grader(cfg)
 
     optimizer = torch.optim.AdamW(
         [p for p in backend.model.parameters() if p.requires_grad],
@@ -707,7 +745,7 @@ def train(
     record: dict[str, Any] = {}
 
     def rollouts_for(step: int) -> tuple[Rollouts, Rollouts, dict[str, float]]:
-        return collect_rollouts(cfg, sampler, samples, stream, step, d)
+        return collect_rollouts(cfg, sampler, samples, stream, step, d, grade)
 
     # Asynchronous mode: one background thread samples the next step while this one updates.
     executor = ThreadPoolExecutor(1, thread_name_prefix="rlvr-rollouts") if cfg.rollout.asynchronous else None
@@ -791,6 +829,8 @@ def train(
             executor.shutdown(wait=True, cancel_futures=True)
         if sampler is not backend and hasattr(sampler, "close"):
             sampler.close()
+        if verifier_pool is not None:
+            verifier_pool.shutdown()
         progress.close()
         logger.close()
     return TrainResult(last=record, backend=backend, run_dir=run_dir)
