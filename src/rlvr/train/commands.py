@@ -75,13 +75,32 @@ def demo_command(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Run seed.")] = 0,
     eval_n: Annotated[int | None, typer.Option("--eval-n", help="Held-out prompts to evaluate.")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Dotted overrides of recipes/demo.yaml, e.g. rollout.asynchronous=true algo.tis_cap=2."
+        ),
+    ] = None,
 ) -> None:
     """GRPO on the embedded SmolLM2-135M-Instruct on 2-digit addition, evaluated before and after."""
     from rich.console import Console
 
+    from rlvr.train.config import ConfigError
     from rlvr.train.demo import run_demo, summary_table
 
     console = Console(stderr=True)
-    summary = run_demo(out, control=control, steps=steps, seed=seed, eval_n=eval_n, console=console)
+    try:
+        summary = run_demo(
+            out,
+            control=control,
+            steps=steps,
+            seed=seed,
+            eval_n=eval_n,
+            console=console,
+            overrides=overrides or [],
+        )
+    except ConfigError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
     console.print(summary_table(summary))
     console.print(f"summary {out / 'summary.json'}, plot {out / 'reward.png'}")
