@@ -28,6 +28,32 @@ class Generation:
     truncated: bool = False  # stopped by max_new_tokens rather than EOS/stop string
 
 
+def chat_prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The model's chat prompt for ``messages``, ending where the assistant's reply begins.
+
+    A tokenizer without a chat template gets the message contents joined by blank lines.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
+def encode_prompt(tokenizer: Any, prompt: list[dict[str, str]] | str) -> list[int]:
+    """Token ids of a prompt: chat messages go through the chat template, a string is used as is.
+
+    With a chat template the text already holds every special token the model expects, so none
+    are added; without one, the tokenizer adds its usual ones (e.g. BOS).
+    """
+    text = chat_prompt_text(tokenizer, prompt) if isinstance(prompt, list) else prompt
+    if not isinstance(text, str):
+        raise TypeError(f"a prompt is a list of chat messages or a string, not {type(prompt).__name__}")
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    ids = tokenizer(text, add_special_tokens=not has_template)["input_ids"]
+    if not ids:
+        raise ValueError("empty prompt: it encodes to no tokens")
+    return list(ids)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """generate / logprobs / load-save weights. Prompts are chat messages or already-templated text."""

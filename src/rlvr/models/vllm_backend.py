@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rlvr.models.base import Generation, SamplingParams
+from rlvr.models.base import Generation, SamplingParams, chat_prompt_text, encode_prompt
 
 Prompt = list[dict[str, str]] | str
 
@@ -76,13 +76,11 @@ class VLLMBackend:
     # ------------------------------------------------------------------ prompts
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return chat_prompt_text(self.tokenizer, messages)
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
-        text = self.apply_chat_template(prompt) if isinstance(prompt, list) else prompt
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """The same token ids as `HFBackend.encode_prompt` gives for the same tokenizer."""
+        return encode_prompt(self.tokenizer, prompt)
 
     # ------------------------------------------------------------------ sampling
 
