@@ -153,12 +153,7 @@ class RayRolloutPool:
         self._pid_refs[slot] = actor.pid.remote()  # answered once the actor is up
 
     def _replace(self, slot: int) -> None:
-        import ray
-
-        try:
-            ray.kill(self._actors[slot], no_restart=True)
-        except Exception:  # already dead
-            pass
+        kill_actors([self._actors[slot]])
         self._spawn(slot)
         self.replaced += 1
 
@@ -219,6 +214,9 @@ class RayRolloutPool:
         running: dict[Any, tuple[int, int, float]] = {}  # ref -> (chunk start, slot, dispatched)
         where = f"step {step}" if step is not None else "generation"
 
+        def chunk_name(start: int) -> str:
+            return f"{where}: chunk of prompts {start}..{min(start + size, len(prompts)) - 1}"
+
         while queue or running:
             while queue and idle:
                 start, slot = queue.popleft(), idle.popleft()
@@ -230,7 +228,7 @@ class RayRolloutPool:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_for)
             for ref in ready:
                 start, slot, _ = running.pop(ref)
-                what = f"{where}: chunk of prompts {start}..{min(start + size, len(prompts)) - 1}"
+                what = chunk_name(start)
                 try:
                     gens = ray.get(ref, timeout=self.timeout)
                 except _died() as e:
@@ -260,10 +258,7 @@ class RayRolloutPool:
                 if now - dispatched >= self.timeout:
                     name = self._name(slot)
                     self._replace(slot)  # stop the hung actor; the pool stays usable
-                    raise WorkerFailed(
-                        f"{where}: chunk of prompts {start}..{min(start + size, len(prompts)) - 1}: "
-                        f"{name} gave no answer within {self.timeout:g}s"
-                    )
+                    raise WorkerFailed(f"{chunk_name(start)}: {name} gave no answer within {self.timeout:g}s")
         return [g for start in starts for g in results[start]]
 
     # ------------------------------------------------------------------ single-actor calls

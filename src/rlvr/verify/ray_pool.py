@@ -105,12 +105,7 @@ class RayVerifierPool:
         return self._actor_cls.remote(self._options)
 
     def _replace(self, slot: int) -> None:
-        import ray
-
-        try:
-            ray.kill(self.workers[slot], no_restart=True)
-        except Exception:  # already dead
-            pass
+        kill_actors([self.workers[slot]])
         self.workers[slot] = self._spawn()
         self.replaced += 1
 
