@@ -50,13 +50,15 @@ def main() -> None:
         "one_pass_accumulated": {"micro_batch_size": 2},
         "plain": {},
         "two_epochs": {"ppo_epochs": 2},
+        "clipped": {"max_grad_norm": 0.5},  # the global norm (about 1.7) is clipped
     }.items():
+        max_grad_norm = extra.pop("max_grad_norm", None)
         cfg = build_config(
             {
                 "model": {"name": model_dir},
                 "sampling": {"group_size": 4, "max_new_tokens": 8},
                 "algo": {"recipe": "grpo", "loss_agg": "token_mean"},
-                "optim": {"eps": 1.0, "max_grad_norm": None},  # steps proportional to the gradient
+                "optim": {"eps": 1.0, "max_grad_norm": max_grad_norm},  # steps proportional to the gradient
                 "train": {"lr": 10.0, "prompts_per_step": 2, "parallel": strategy, **extra},
                 "log": {"tensorboard": False, "progress": False},
             }

@@ -39,7 +39,7 @@ def test_split_update_equals_single_process(strategy, tiny, tmp_path):
     out = tmp_path / "result.json"
     torchrun(str(HERE / "dist_check.py"), strategy, str(tiny), str(out))
     results = json.loads(out.read_text())
-    assert set(results) == {"one_pass_accumulated", "plain", "two_epochs"}
+    assert set(results) == {"one_pass_accumulated", "plain", "two_epochs", "clipped"}
     for name, r in results.items():
         assert r["world"] == 2
         assert r["max_weight_change"] > 0.1, name  # the update moved the weights a lot...
@@ -47,6 +47,7 @@ def test_split_update_equals_single_process(strategy, tiny, tmp_path):
         assert r["grad_norm"] == pytest.approx(r["grad_norm_single"], rel=1e-5), name
         assert r["loss"] == pytest.approx(r["loss_single"], rel=1e-5, abs=1e-7), name
     assert results["two_epochs"]["optimizer_steps"] == 2
+    assert results["clipped"]["grad_norm"] > 0.5  # clipping was active, and the weights still agree
 
 
 @pytest.mark.slow

@@ -457,9 +457,12 @@ def test_bf16_sampling_copy_follows_the_weights(tiny_path):
         for p in backend.model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     assert [g.completion_ids for g in backend.generate(CHAT, params)] == [g.completion_ids for g in before]
-    backend.sync_sampler()
+    copy_ = backend._sampler
+    backend.set_sampling_dtype(torch.bfloat16)  # asking again refreshes the same copy
+    assert backend._sampler is copy_
     for p, q in zip(backend.model.parameters(), backend._sampler.parameters(), strict=True):
         assert q.dtype == torch.bfloat16 and torch.equal(q, p.detach().to(torch.bfloat16))
+    backend.sync_sampler()
     # Greedy samples from the bf16 copy score close to the fp32 model's own log-probs.
     gens = backend.generate(CHAT, params)
     logp, mask, _ = backend.sequence_logprobs([g.prompt_ids for g in gens], [g.completion_ids for g in gens])

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from rlvr.models.base import Generation, SamplingParams
+from rlvr.models.base import Generation, SamplingParams, chat_prompt_text, encode_prompt
 
 Prompt = list[dict[str, str]] | str
 
@@ -94,28 +94,12 @@ class HFBackend:
     # ------------------------------------------------------------------ prompts
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        """The model's chat prompt for ``messages``, ending where the assistant's reply begins.
-
-        A tokenizer without a chat template gets the message contents joined by blank lines.
-        """
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+        """The model's chat prompt for ``messages`` (see `chat_prompt_text`)."""
+        return chat_prompt_text(self.tokenizer, messages)
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
-        """Token ids of a prompt: chat messages go through the chat template, a string is used as is.
-
-        With a chat template the text already holds every special token the model expects, so none
-        are added; without one, the tokenizer adds its usual ones (e.g. BOS).
-        """
-        text = self.apply_chat_template(prompt) if isinstance(prompt, list) else prompt
-        if not isinstance(text, str):
-            raise TypeError(f"a prompt is a list of chat messages or a string, not {type(prompt).__name__}")
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        ids = self.tokenizer(text, add_special_tokens=not has_template)["input_ids"]
-        if not ids:
-            raise ValueError("empty prompt: it encodes to no tokens")
-        return list(ids)
+        """Token ids of a prompt (see `rlvr.models.base.encode_prompt`)."""
+        return encode_prompt(self.tokenizer, prompt)
 
     # ------------------------------------------------------------------ generation
 
@@ -131,6 +115,9 @@ class HFBackend:
         dtype = dtype or (self.dtype if copy_always else None)
         if dtype is None or (dtype == self.dtype and not copy_always):
             self._sampler = None
+            return
+        if self._sampler is not None and self.sampling_dtype == dtype:  # already there: refresh it
+            self.sync_sampler()
             return
         sampler = copy.deepcopy(self.model)
         for p in sampler.parameters():

@@ -177,25 +177,13 @@ def load_optimizer_state(
     )
 
 
-@torch.no_grad()
-def clip_grad_norm(d: Dist, params: list[torch.Tensor], max_norm: float) -> float:
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> float:
     """Clip the gradients' global L2 norm to ``max_norm``; returns the norm before clipping.
 
-    Under FSDP2 every gradient is a shard: the squared norms of the local shards are summed over the
-    processes (each element lives on exactly one process).
+    ``clip_grad_norm_`` handles FSDP2's sharded gradients itself (the norm comes back as a DTensor).
     """
-    if d.strategy != "fsdp2" or not d.active:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    grads = [p.grad for p in params if p.grad is not None]
-    local = [g.to_local() if hasattr(g, "to_local") else g for g in grads]
-    total = torch.stack([x.detach().float().pow(2).sum() for x in local]).sum() if local else torch.zeros(())
-    dist.all_reduce(total)
-    norm = float(total.sqrt())
-    coef = max_norm / (norm + 1e-6)
-    if coef < 1:
-        for x in local:
-            x.mul_(coef)
-    return norm
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
 
 
 def shutdown(d: Dist) -> None:

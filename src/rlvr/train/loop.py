@@ -270,10 +270,11 @@ def generate_and_grade(
     backend: Any,
     prompts: list[Sample],
     seed: int,
-    step: int | None = None,
-    grade: Any = None,
+    step: int,
+    grade: Any,
 ) -> tuple[Rollouts, float, float]:
-    """Sample ``group_size`` completions per prompt, grade them and score them. Returns (rollouts, t_gen, t_verify)."""
+    """Sample ``group_size`` completions per prompt, grade them (``grade`` from `build_grader`) and
+    score them. Returns (rollouts, t_gen, t_verify)."""
     from rlvr.models.base import SamplingParams
 
     G = cfg.sampling.group_size
@@ -297,7 +298,7 @@ def generate_and_grade(
     rows = [prompts[g.prompt_index] for g in gens]
     texts = [g.text for g in gens]
     t0 = time.perf_counter()
-    verdicts = (grade or build_grader(cfg)[0])(rows, texts, step)
+    verdicts = grade(rows, texts, step)
     t_verify = time.perf_counter() - t0
 
     algo = cfg.algo
@@ -336,8 +337,8 @@ def collect_rollouts(
     samples: list[Sample],
     stream: PromptStream,
     step: int,
+    grade: Any,
     d: Dist = Dist(),
-    grade: Any = None,
 ) -> tuple[Rollouts, Rollouts, dict[str, float]]:
     """Draw prompts and sample until the batch is full. Returns (kept, everything generated, timings/counts).
 
@@ -495,52 +496,58 @@ def update(
             optimizer.zero_grad(set_to_none=True)
             micro_starts = list(range(0, len(mb_rows), cfg.micro_batch_size))
             for mc_start in micro_starts:
-                rows = mb_rows[mc_start : mc_start + cfg.micro_batch_size]
-                part = batch.select(rows)
+                # Gradient accumulation: processes synchronise gradients on the last micro-batch only.
                 with d.no_sync(backend, sync=mc_start == micro_starts[-1]):
+                    rows = mb_rows[mc_start : mc_start + cfg.micro_batch_size]
+                    part = batch.select(rows)
                     logp, mask, ent = _logprobs(cfg, backend, part, grad=True, entropy=cfg.log.entropy)
-                mask = mask * part.valid[:, None].float()
-                n_part = float(mask.sum())
-                if cfg.train.objective == "rft":
-                    loss = rft_loss(logp, mask, denominator)
-                    stats: dict[str, float] = {}
-                else:
-                    old_part = (
-                        logp.detach() if old is None else _pad([old[i].tolist() for i in rows], logp.shape[1])
-                    )
-                    behaviour = None
-                    if algo.tis_cap is not None and part.behaviour_logp is not None:
-                        behaviour = _pad(part.behaviour_logp, logp.shape[1])
-                    loss, stats = policy_loss(
-                        logp,
-                        old_part,
-                        advantages[rows],
-                        mask,
-                        clip_low=algo.clip_low,
-                        clip_high=algo.clip_high,
-                        level=algo.loss_level,
-                        agg=algo.loss_agg,
-                        constant_norm=norm,
-                        denominator=denominator,
-                        behaviour_logp=behaviour,
-                        tis_cap=algo.tis_cap,
-                    )
-                    if ref_logp is not None:
-                        kl = kl_estimate(
-                            logp, _pad([ref_logp[i].tolist() for i in rows], logp.shape[1]), algo.kl_estimator
+                    mask = mask * part.valid[:, None].float()
+                    n_part = float(mask.sum())
+                    if cfg.train.objective == "rft":
+                        loss = rft_loss(logp, mask, denominator)
+                        stats: dict[str, float] = {}
+                    else:
+                        old_part = (
+                            logp.detach()
+                            if old is None
+                            else _pad([old[i].tolist() for i in rows], logp.shape[1])
                         )
-                        add("kl", float((kl.detach() * mask).sum()) / max(n_part, 1), n_part)
-                        if algo.kl_mode == "loss":
-                            loss = loss + algo.kl_coef * aggregate(kl, mask, algo.loss_agg, norm, denominator)
-                with d.no_sync(backend, sync=mc_start == micro_starts[-1]):
+                        behaviour = None
+                        if algo.tis_cap is not None and part.behaviour_logp is not None:
+                            behaviour = _pad(part.behaviour_logp, logp.shape[1])
+                        loss, stats = policy_loss(
+                            logp,
+                            old_part,
+                            advantages[rows],
+                            mask,
+                            clip_low=algo.clip_low,
+                            clip_high=algo.clip_high,
+                            level=algo.loss_level,
+                            agg=algo.loss_agg,
+                            constant_norm=norm,
+                            denominator=denominator,
+                            behaviour_logp=behaviour,
+                            tis_cap=algo.tis_cap,
+                        )
+                        if ref_logp is not None:
+                            kl = kl_estimate(
+                                logp,
+                                _pad([ref_logp[i].tolist() for i in rows], logp.shape[1]),
+                                algo.kl_estimator,
+                            )
+                            add("kl", float((kl.detach() * mask).sum()) / max(n_part, 1), n_part)
+                            if algo.kl_mode == "loss":
+                                loss = loss + algo.kl_coef * aggregate(
+                                    kl, mask, algo.loss_agg, norm, denominator
+                                )
                     (loss * d.world).backward()  # DDP / FSDP2 average the processes' gradients
-                add("loss", float(loss.detach()))  # parts sum to the minibatch loss
-                for k, v in stats.items():
-                    add(k, v, n_part)
-                if ent is not None:
-                    add("entropy", float((ent.detach() * mask).sum()) / max(n_part, 1), n_part)
+                    add("loss", float(loss.detach()))  # parts sum to the minibatch loss
+                    for k, v in stats.items():
+                        add(k, v, n_part)
+                    if ent is not None:
+                        add("entropy", float((ent.detach() * mask).sum()) / max(n_part, 1), n_part)
             max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm is not None else float("inf")
-            grad_norm = clip_grad_norm(d, params, max_norm)
+            grad_norm = clip_grad_norm(params, max_norm)
             optimizer.step()
             add("grad_norm", grad_norm)
             optimizer_steps += 1
@@ -745,7 +752,7 @@ def train(
     record: dict[str, Any] = {}
 
     def rollouts_for(step: int) -> tuple[Rollouts, Rollouts, dict[str, float]]:
-        return collect_rollouts(cfg, sampler, samples, stream, step, d, grade)
+        return collect_rollouts(cfg, sampler, samples, stream, step, grade, d)
 
     # Asynchronous mode: one background thread samples the next step while this one updates.
     executor = ThreadPoolExecutor(1, thread_name_prefix="rlvr-rollouts") if cfg.rollout.asynchronous else None
